@@ -1,0 +1,130 @@
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AuditError;
+
+/// The `prev_hash` of the first record.
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
+
+const MAX_FIELD: usize = 512;
+
+/// What a capability asks to record. The payload itself is not stored: only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub payload_hash: [u8; 32],
+}
+
+impl AuditEntry {
+    /// `payload` is hashed as its JSON serialisation.
+    pub fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        subject: impl Into<String>,
+        payload: &impl Serialize,
+    ) -> AuditEntry {
+        let bytes = serde_json::to_vec(payload).expect("audit payloads serialise");
+        AuditEntry::with_payload_hash(actor, action, subject, Sha256::digest(&bytes).into())
+    }
+
+    pub fn with_payload_hash(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        subject: impl Into<String>,
+        payload_hash: [u8; 32],
+    ) -> AuditEntry {
+        AuditEntry {
+            actor: actor.into(),
+            action: action.into(),
+            subject: subject.into(),
+            payload_hash,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), AuditError> {
+        if self.actor.is_empty() || self.action.is_empty() {
+            return Err(AuditError::InvalidEntry("actor and action are required"));
+        }
+        if self.actor.len() > MAX_FIELD
+            || self.action.len() > MAX_FIELD
+            || self.subject.len() > MAX_FIELD
+        {
+            return Err(AuditError::InvalidEntry(
+                "actor, action and subject are at most 512 bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A stored record. Hashes are lowercase hex, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub payload_hash: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What an acknowledged append returns: the record's place and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The record hash: SHA-256 over a domain tag and every field, each length-prefixed so that no
+/// two different records can serialise alike.
+pub(crate) fn record_hash(
+    seq: u64,
+    time: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    payload_hash: &[u8],
+    prev_hash: &[u8],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"saphan-audit-record-1");
+    h.update(seq.to_be_bytes());
+    for field in [
+        time.as_bytes(),
+        actor.as_bytes(),
+        action.as_bytes(),
+        subject.as_bytes(),
+        payload_hash,
+        prev_hash,
+    ] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field);
+    }
+    h.finalize().into()
+}
+
+impl AuditRecord {
+    /// Recomputes this record's hash from its fields; `None` if a stored hash field is not hex.
+    pub fn computed_hash(&self) -> Option<[u8; 32]> {
+        let payload = decode_hash(&self.payload_hash)?;
+        let prev = decode_hash(&self.prev_hash)?;
+        Some(record_hash(
+            self.seq,
+            &self.time,
+            &self.actor,
+            &self.action,
+            &self.subject,
+            &payload,
+            &prev,
+        ))
+    }
+}
+
+pub(crate) fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(text).ok()?;
+    bytes.try_into().ok()
+}

@@ -1,0 +1,221 @@
+//! Reading and writing the `audit_*` tables. SQL lives here and nowhere else in the crate.
+
+use saphan_store::sqlx::{self, any::AnyRow, Row};
+use saphan_store::Db;
+
+use crate::{AuditError, AuditRecord, Checkpoint};
+
+/// Rows per multi-row INSERT: 8 parameters each, well inside both databases' limits.
+const INSERT_CHUNK: usize = 256;
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).expect("sequence numbers fit in i64")
+}
+
+fn record_from_row(row: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
+        seq: row.try_get::<i64, _>(0)? as u64,
+        time: row.try_get(1)?,
+        actor: row.try_get(2)?,
+        action: row.try_get(3)?,
+        subject: row.try_get(4)?,
+        payload_hash: row.try_get(5)?,
+        prev_hash: row.try_get(6)?,
+        hash: row.try_get(7)?,
+    })
+}
+
+/// The chain head: the last sequence number and its hash (`0` and the genesis hash when empty).
+pub async fn head(db: &Db) -> Result<(u64, String), AuditError> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(db.pool())
+        .await?;
+    Ok((row.try_get::<i64, _>(0)? as u64, row.try_get(1)?))
+}
+
+/// Up to `limit` records with `seq > after`, in order.
+pub async fn read_records(db: &Db, after: u64, limit: u32) -> Result<Vec<AuditRecord>, AuditError> {
+    let rows = sqlx::query(
+        "SELECT seq, recorded_at, actor, action, subject, payload_hash, prev_hash, hash \
+         FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(to_i64(after))
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
+}
+
+/// The hashes of records `first..=last`, in order.
+pub(crate) async fn read_hashes(db: &Db, first: u64, last: u64) -> Result<Vec<String>, AuditError> {
+    let rows =
+        sqlx::query("SELECT hash FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
+            .bind(to_i64(first))
+            .bind(to_i64(last))
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
+}
+
+pub(crate) async fn read_record(db: &Db, seq: u64) -> Result<Option<AuditRecord>, AuditError> {
+    let row = sqlx::query(
+        "SELECT seq, recorded_at, actor, action, subject, payload_hash, prev_hash, hash \
+         FROM audit_records WHERE seq = $1",
+    )
+    .bind(to_i64(seq))
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(record_from_row).transpose()?)
+}
+
+/// Every checkpoint, oldest first. Checkpoints are few (one per thousand records by default).
+/// A checkpoint whose stored JSON no longer parses is returned with empty signatures so that the
+/// verifier reports it as tampered rather than failing to read the log.
+pub async fn read_checkpoints(db: &Db) -> Result<Vec<Checkpoint>, AuditError> {
+    let rows = sqlx::query(
+        "SELECT first_seq, last_seq, merkle_root, head_hash, created_at, signature, timestamp_token \
+         FROM audit_checkpoints ORDER BY first_seq",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let signature: String = row.try_get(5)?;
+            let timestamp: String = row.try_get(6)?;
+            Ok(Checkpoint {
+                first_seq: row.try_get::<i64, _>(0)? as u64,
+                last_seq: row.try_get::<i64, _>(1)? as u64,
+                merkle_root: row.try_get(2)?,
+                head_hash: row.try_get(3)?,
+                created_at: row.try_get(4)?,
+                signature: serde_json::from_str(&signature).unwrap_or_else(|_| broken_signature()),
+                timestamp: serde_json::from_str(&timestamp).unwrap_or_else(|_| broken_timestamp()),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+fn broken_signature() -> saphan_crypto::Signature {
+    saphan_crypto::Signature {
+        kid: "unreadable".into(),
+        alg: saphan_crypto::KeyAlg::ES256,
+        value: String::new(),
+    }
+}
+
+fn broken_timestamp() -> saphan_crypto::TimeStampToken {
+    saphan_crypto::TimeStampToken {
+        policy: String::new(),
+        serial: String::new(),
+        gen_time: String::new(),
+        hash_alg: String::new(),
+        message_imprint: String::new(),
+        signature: broken_signature(),
+    }
+}
+
+/// The last sequence number covered by a checkpoint (0 if none).
+pub(crate) async fn last_checkpointed(db: &Db) -> Result<u64, AuditError> {
+    let row = sqlx::query("SELECT MAX(last_seq) FROM audit_checkpoints")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0) as u64)
+}
+
+pub(crate) async fn checkpoint_covering(
+    db: &Db,
+    seq: u64,
+) -> Result<Option<Checkpoint>, AuditError> {
+    // Few checkpoints: filtering the ordered list is simpler than a second decoding path.
+    Ok(read_checkpoints(db)
+        .await?
+        .into_iter()
+        .find(|c| c.first_seq <= seq && seq <= c.last_seq))
+}
+
+/// Inserts a checkpoint; `false` if another node already made the checkpoint for this range.
+pub(crate) async fn insert_checkpoint(db: &Db, c: &Checkpoint) -> Result<bool, AuditError> {
+    let result = sqlx::query(
+        "INSERT INTO audit_checkpoints \
+         (first_seq, last_seq, merkle_root, head_hash, created_at, signature, timestamp_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(to_i64(c.first_seq))
+    .bind(to_i64(c.last_seq))
+    .bind(&c.merkle_root)
+    .bind(&c.head_hash)
+    .bind(&c.created_at)
+    .bind(serde_json::to_string(&c.signature).expect("json"))
+    .bind(serde_json::to_string(&c.timestamp).expect("json"))
+    .execute(db.pool())
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Appends records built by `build` from the current head, in one transaction. The head row
+/// is locked first (an UPDATE takes the write lock on both databases), so concurrent writers,
+/// even on other nodes, serialise here and the chain stays linear.
+pub(crate) async fn append_batch<F>(db: &Db, build: F) -> Result<Vec<AuditRecord>, AuditError>
+where
+    F: FnOnce(u64, &str) -> Vec<AuditRecord>,
+{
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let head_seq = row.try_get::<i64, _>(0)? as u64;
+    let head_hash: String = row.try_get(1)?;
+    let records = build(head_seq, &head_hash);
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO audit_records \
+             (seq, recorded_at, actor, action, subject, payload_hash, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 8;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            ));
+        }
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(to_i64(r.seq))
+                .bind(&r.time)
+                .bind(&r.actor)
+                .bind(&r.action)
+                .bind(&r.subject)
+                .bind(&r.payload_hash)
+                .bind(&r.prev_hash)
+                .bind(&r.hash);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    if let Some(last) = records.last() {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(to_i64(last.seq))
+            .bind(&last.hash)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(records)
+}

@@ -1,0 +1,318 @@
+//! Group commit: callers hand entries to one writer task per node; it takes everything waiting
+//! (up to `max_batch`), writes it in one transaction and only then acknowledges each caller.
+//! A checkpointer task signs what has accumulated every N records or T seconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use saphan_core::config::AuditConfig;
+use saphan_crypto::KeyStore;
+use saphan_store::Db;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::record::{decode_hash, record_hash};
+use crate::{merkle, store, AuditEntry, AuditError, AuditRecord, Checkpoint, Receipt};
+
+type Ack = oneshot::Sender<Result<Receipt, AuditError>>;
+
+enum Command {
+    Append(AuditEntry, Ack),
+    /// Stop taking entries, write what is queued, make a final checkpoint, then answer.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the node's audit log. Cheap to clone; all clones feed the same writer.
+#[derive(Clone)]
+pub struct AuditLog {
+    commands: mpsc::Sender<Command>,
+    db: Db,
+    keys: Arc<KeyStore>,
+    /// One checkpoint at a time per node, so the periodic, final and on-demand ones never race.
+    checkpointing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditLog")
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer and checkpointer tasks on the current Tokio runtime.
+    pub fn start(db: Db, keys: Arc<KeyStore>, config: &AuditConfig) -> AuditLog {
+        let (commands, receiver) = mpsc::channel(config.max_batch.max(1) * 8);
+        let (written_tx, written_rx) = watch::channel(0u64);
+        let checkpointing = Arc::new(tokio::sync::Mutex::new(()));
+        let signer = Signer {
+            db: db.clone(),
+            keys: keys.clone(),
+            lock: checkpointing.clone(),
+        };
+        let checkpointer = tokio::spawn(run_checkpointer(
+            signer.clone(),
+            written_rx,
+            config.checkpoint_every_records,
+            Duration::from_secs(config.checkpoint_every_secs),
+        ));
+        tokio::spawn(run_writer(
+            db.clone(),
+            signer,
+            receiver,
+            written_tx,
+            config.max_batch,
+            checkpointer,
+        ));
+        AuditLog {
+            commands,
+            db,
+            keys,
+            checkpointing,
+        }
+    }
+
+    /// Appends one entry; returns once it is durable in the database.
+    pub async fn append(&self, entry: AuditEntry) -> Result<Receipt, AuditError> {
+        entry.validate()?;
+        let (ack, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Append(entry, ack))
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        answer.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Writes everything queued, signs a final checkpoint and stops. Later appends fail.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+
+    /// Signs a checkpoint over everything not yet covered, now. Returns it, or `None` if there
+    /// was nothing to cover.
+    pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, AuditError> {
+        Signer {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            lock: self.checkpointing.clone(),
+        }
+        .checkpoint()
+        .await
+    }
+
+    /// The inclusion proof of record `seq` in its checkpoint.
+    pub async fn proof(&self, seq: u64) -> Result<crate::InclusionProof, AuditError> {
+        crate::proof::build(&self.db, &self.keys.public_keys(), seq).await
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+async fn run_writer(
+    db: Db,
+    signer: Signer,
+    mut receiver: mpsc::Receiver<Command>,
+    written: watch::Sender<u64>,
+    max_batch: usize,
+    checkpointer: tokio::task::JoinHandle<()>,
+) {
+    let mut batch: Vec<(AuditEntry, Ack)> = Vec::with_capacity(max_batch);
+    let mut shutdown: Option<oneshot::Sender<()>> = None;
+    loop {
+        match receiver.recv().await {
+            Some(Command::Append(entry, ack)) => batch.push((entry, ack)),
+            Some(Command::Shutdown(done)) => shutdown = Some(done),
+            None => break,
+        }
+        // Take whatever else is already waiting: this is the group in group commit.
+        while shutdown.is_none() && batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(Command::Append(entry, ack)) => batch.push((entry, ack)),
+                Ok(Command::Shutdown(done)) => shutdown = Some(done),
+                Err(_) => break,
+            }
+        }
+        if shutdown.is_some() {
+            receiver.close();
+            while let Ok(command) = receiver.try_recv() {
+                if let Command::Append(entry, ack) = command {
+                    batch.push((entry, ack));
+                }
+            }
+        }
+        if !batch.is_empty() {
+            write_group(&db, std::mem::take(&mut batch), &written).await;
+        }
+        if shutdown.is_some() {
+            break;
+        }
+    }
+    checkpointer.abort();
+    if let Err(e) = signer.checkpoint().await {
+        tracing::warn!(error = %e, "final audit checkpoint failed");
+    }
+    if let Some(done) = shutdown {
+        let _ = done.send(());
+    }
+}
+
+async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Sender<u64>) {
+    let time = saphan_core::clock::format_instant(time::OffsetDateTime::now_utc());
+    let entries: Vec<&AuditEntry> = batch.iter().map(|(e, _)| e).collect();
+    let result = store::append_batch(db, |head_seq, head_hash| {
+        chain(head_seq, head_hash, &time, &entries)
+    })
+    .await;
+    match result {
+        Ok(records) => {
+            metrics::counter!("saphan_audit_records_total").increment(records.len() as u64);
+            metrics::histogram!("saphan_audit_group_size").record(records.len() as f64);
+            if let Some(last) = records.last() {
+                written.send_replace(last.seq);
+            }
+            for ((_, ack), record) in batch.into_iter().zip(records) {
+                let _ = ack.send(Ok(Receipt {
+                    seq: record.seq,
+                    hash: record.hash,
+                }));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, records = batch.len(), "audit group commit failed");
+            metrics::counter!("saphan_audit_failures_total").increment(1);
+            let message = e.to_string();
+            for (_, ack) in batch {
+                let _ = ack.send(Err(AuditError::Store(saphan_store::StoreError::Sql(
+                    saphan_store::sqlx::Error::Protocol(message.clone()),
+                ))));
+            }
+        }
+    }
+}
+
+/// Builds the records that follow `head`, each linked to the one before.
+fn chain(head_seq: u64, head_hash: &str, time: &str, entries: &[&AuditEntry]) -> Vec<AuditRecord> {
+    let mut prev = decode_hash(head_hash).unwrap_or(crate::GENESIS_HASH);
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let seq = head_seq + 1 + i as u64;
+            let hash = record_hash(
+                seq,
+                time,
+                &e.actor,
+                &e.action,
+                &e.subject,
+                &e.payload_hash,
+                &prev,
+            );
+            let record = AuditRecord {
+                seq,
+                time: time.to_string(),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                subject: e.subject.clone(),
+                payload_hash: hex::encode(e.payload_hash),
+                prev_hash: hex::encode(prev),
+                hash: hex::encode(hash),
+            };
+            prev = hash;
+            record
+        })
+        .collect()
+}
+
+async fn run_checkpointer(
+    signer: Signer,
+    mut written: watch::Receiver<u64>,
+    every_records: u64,
+    every: Duration,
+) {
+    let mut covered = store::last_checkpointed(&signer.db).await.unwrap_or(0);
+    let mut deadline = tokio::time::Instant::now() + every;
+    loop {
+        tokio::select! {
+            changed = written.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let head = *written.borrow_and_update();
+                if head < covered + every_records {
+                    continue;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+        deadline = tokio::time::Instant::now() + every;
+        match signer.checkpoint().await {
+            Ok(Some(c)) => covered = c.last_seq,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; will retry"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Signer {
+    db: Db,
+    keys: Arc<KeyStore>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Signer {
+    /// Signs everything not yet covered. If another node covered the same range first, looks
+    /// again: its checkpoint stands and only what remains gets a new one.
+    async fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let _one_at_a_time = self.lock.lock().await;
+        for _ in 0..3 {
+            match make_checkpoint(&self.db, &self.keys).await? {
+                Attempt::Made(c) => return Ok(Some(c)),
+                Attempt::NothingToCover => return Ok(None),
+                Attempt::LostRace => continue,
+            }
+        }
+        Ok(None)
+    }
+}
+
+enum Attempt {
+    Made(Checkpoint),
+    NothingToCover,
+    LostRace,
+}
+
+/// Signs the records after the last checkpoint up to the current head.
+async fn make_checkpoint(db: &Db, keys: &KeyStore) -> Result<Attempt, AuditError> {
+    let first = store::last_checkpointed(db).await? + 1;
+    let (head_seq, head_hash) = store::head(db).await?;
+    if head_seq < first {
+        return Ok(Attempt::NothingToCover);
+    }
+    let hashes = store::read_hashes(db, first, head_seq).await?;
+    let leaves: Vec<[u8; 32]> = hashes
+        .iter()
+        .map(|h| decode_hash(h).unwrap_or([0; 32]))
+        .collect();
+    if leaves.len() as u64 != head_seq - first + 1 {
+        return Err(AuditError::InvalidEntry(
+            "audit records are missing below the chain head",
+        ));
+    }
+    let checkpoint = Checkpoint::sign(
+        keys,
+        first,
+        head_seq,
+        merkle::merkle_root(&leaves),
+        head_hash,
+    )?;
+    if store::insert_checkpoint(db, &checkpoint).await? {
+        metrics::counter!("saphan_audit_checkpoints_total").increment(1);
+        Ok(Attempt::Made(checkpoint))
+    } else {
+        Ok(Attempt::LostRace)
+    }
+}

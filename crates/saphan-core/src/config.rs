@@ -1,0 +1,305 @@
+//! Node configuration: defaults, then an optional TOML file, then `SAPHAN_*` environment
+//! variables (nested keys with `__`, e.g. `SAPHAN_HTTP__BODY_LIMIT_BYTES`).
+//!
+//! `saphan.example.toml` at the repository root documents every key; keep it in step with
+//! [`Config`]. Secrets (the key-store passphrase) are never configuration values: they come from
+//! `SAPHAN_KEY_PASSPHRASE` or from the file named by `key_passphrase_file`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://path/to/file.db` or `postgres://user@host:port/db`.
+    pub database_url: String,
+    /// Address and port the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the key store and (for SQLite) the database live.
+    pub data_dir: PathBuf,
+    /// The address people and agency systems use to reach this platform.
+    pub public_url: String,
+    /// File holding the key-store passphrase; `SAPHAN_KEY_PASSPHRASE` wins when both are set.
+    pub key_passphrase_file: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer is answered with a timeout problem.
+    pub request_timeout_secs: u64,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// A signed checkpoint is made after this many records...
+    pub checkpoint_every_records: u64,
+    /// ...or after this many seconds, whichever comes first (if any record is waiting).
+    pub checkpoint_every_secs: u64,
+    /// Most records written in one group commit.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (one object per line, for machines) or `pretty` (for people at a terminal).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `saphan=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let data_dir = PathBuf::from("./saphan-data");
+        Config {
+            database_url: "sqlite://./saphan-data/saphan.db".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            public_url: "http://127.0.0.1:8080".into(),
+            key_passphrase_file: None,
+            database: DatabaseConfig::default(),
+            http: HttpConfig::default(),
+            audit: AuditConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 16,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit_bytes: 2 * 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every_records: 1000,
+            checkpoint_every_secs: 60,
+            max_batch: 512,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Why a configuration could not be used. Each message says what, where and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} was not found; create it (see saphan.example.toml) or pass another --config")]
+    FileMissing { path: PathBuf },
+    #[error("configuration is not valid: {message}; see saphan.example.toml for every key")]
+    Invalid { message: String },
+}
+
+/// Environment variables with the `SAPHAN_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["key_passphrase"];
+
+impl Config {
+    /// Defaults, overlaid by `file` (if given), overlaid by `SAPHAN_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::FileMissing {
+                    path: path.to_owned(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("SAPHAN_").split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            !NON_CONFIG_ENV.contains(&key.as_str()) && !key.starts_with("test_")
+        }));
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid {
+            message: describe_figment_error(e),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Configuration for `saphan demo`: everything under `data_dir`, SQLite unless overridden.
+    pub fn for_demo(data_dir: &Path, listen: Option<SocketAddr>) -> Result<Config, ConfigError> {
+        let mut config = Config::load(None)?;
+        config.data_dir = data_dir.to_owned();
+        if std::env::var_os("SAPHAN_DATABASE_URL").is_none() {
+            config.database_url = format!("sqlite://{}", data_dir.join("saphan.db").display());
+        }
+        if let Some(listen) = listen {
+            config.listen = listen;
+        }
+        if std::env::var_os("SAPHAN_PUBLIC_URL").is_none() {
+            config.public_url = format!("http://{}", config.listen);
+        }
+        config.log.format = LogFormat::Pretty;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid { message });
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return invalid("database_url must start with sqlite:// or postgres://".to_string());
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return invalid(format!(
+                "public_url `{}` must start with http:// or https://",
+                self.public_url
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections must be at least 1".into());
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return invalid("http.body_limit_bytes must be at least 1024".into());
+        }
+        if self.http.request_timeout_secs == 0 {
+            return invalid("http.request_timeout_secs must be at least 1".into());
+        }
+        if self.audit.checkpoint_every_records == 0 || self.audit.checkpoint_every_secs == 0 {
+            return invalid(
+                "audit.checkpoint_every_records and audit.checkpoint_every_secs must be at least 1"
+                    .into(),
+            );
+        }
+        if self.audit.max_batch == 0 || self.audit.max_batch > 4096 {
+            return invalid("audit.max_batch must be between 1 and 4096".into());
+        }
+        Ok(())
+    }
+
+    /// The path of the key store inside the data directory.
+    pub fn keystore_path(&self) -> PathBuf {
+        self.data_dir.join("keys").join("keystore.json")
+    }
+}
+
+/// Figment's errors carry the key and the source (file or env var); say them in one line.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("key `{}`: ", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (in {src})"),
+                    None => format!(" (in {})", m.name),
+                })
+                .unwrap_or_default();
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "saphan.toml",
+                "database_url = \"postgres://postgres@127.0.0.1/test\"\n[http]\nbody_limit_bytes = 4096\n",
+            )?;
+            jail.set_env("SAPHAN_LISTEN", "0.0.0.0:9000");
+            jail.set_env("SAPHAN_AUDIT__MAX_BATCH", "64");
+            jail.set_env("SAPHAN_KEY_PASSPHRASE", "not a config key");
+            let c = Config::load(Some(Path::new("saphan.toml"))).unwrap();
+            assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/test");
+            assert_eq!(c.http.body_limit_bytes, 4096);
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.audit.max_batch, 64);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("saphan.toml", "databse_url = \"sqlite://x.db\"\n")?;
+            let e = Config::load(Some(Path::new("saphan.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("databse_url"), "{e}");
+            assert!(e.contains("saphan.toml"), "{e}");
+
+            jail.create_file("bad.toml", "listen = \"not an address\"\n")?;
+            let e = Config::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("listen"), "{e}");
+
+            jail.create_file("db.toml", "database_url = \"mysql://x\"\n")?;
+            let e = Config::load(Some(Path::new("db.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("database_url"), "{e}");
+
+            let e = Config::load(Some(Path::new("missing.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("missing.toml"), "{e}");
+            Ok(())
+        });
+    }
+}

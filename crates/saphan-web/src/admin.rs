@@ -1,0 +1,199 @@
+//! The admin console: platform status, keys and the latest audit records.
+//!
+//! Until officials' roles arrive with the digital ID, the console is guarded by the platform's
+//! administrator token (deny unless granted: with no token configured, the console is closed).
+//! A successful sign-in sets a short-lived session cookie, MAC'd with a key derived from the
+//! token, so any node can check it without shared session state.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use hmac::{Hmac, Mac};
+use saphan_audit::AuditEntry;
+use serde::Deserialize;
+
+use crate::portal::{page, LangQuery};
+use crate::problem::ApiProblem;
+use crate::state::{AdminToken, AppState};
+
+const COOKIE: &str = "saphan_admin";
+const SESSION_SECS: i64 = 8 * 3600;
+
+fn mac(token: &AdminToken, expires: i64) -> String {
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(token.mac_key()).expect("any key length");
+    m.update(b"saphan-admin-session-1");
+    m.update(&expires.to_be_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn session_valid(token: &AdminToken, headers: &HeaderMap) -> bool {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix("saphan_admin="))
+        .any(|value| {
+            let Some((expires, tag)) = value.split_once('.') else {
+                return false;
+            };
+            let Ok(expires) = expires.parse::<i64>() else {
+                return false;
+            };
+            let Ok(tag) = hex::decode(tag) else {
+                return false;
+            };
+            let mut m =
+                Hmac::<sha2::Sha256>::new_from_slice(token.mac_key()).expect("any key length");
+            m.update(b"saphan-admin-session-1");
+            m.update(&expires.to_be_bytes());
+            expires > now && m.verify_slice(&tag).is_ok()
+        })
+}
+
+fn secure_attr(state: &AppState) -> &'static str {
+    if state.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+pub(crate) async fn console(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Result<Response, ApiProblem> {
+    let Some(token) = &state.admin_token else {
+        return Err(ApiProblem::status(403).with_detail(saphan_core::Text::new(
+            "ยังไม่ได้ตั้งรหัสผู้ดูแลระบบ (SAPHAN_ADMIN_TOKEN หรือไฟล์ admin-token ในไดเรกทอรีข้อมูล)",
+            "No administrator token is configured (SAPHAN_ADMIN_TOKEN or the admin-token file in the data directory)",
+        )));
+    };
+    if !session_valid(token, &headers) {
+        return Ok(page(
+            &state,
+            &headers,
+            &query,
+            "admin_login.html",
+            "/admin",
+            minijinja::context! { failed => false },
+        ));
+    }
+    let problem = |e: saphan_audit::AuditError| ApiProblem(e.problem());
+    let (head_seq, _) = saphan_audit::head(&state.db).await.map_err(problem)?;
+    let checkpoints = saphan_audit::read_checkpoints(&state.db)
+        .await
+        .map_err(problem)?;
+    let mut records = saphan_audit::read_records(&state.db, head_seq.saturating_sub(50), 50)
+        .await
+        .map_err(problem)?;
+    records.reverse();
+    let applied = state
+        .db
+        .schema_status(&[])
+        .await
+        .map(|s| s.applied.len())
+        .map_err(|e| ApiProblem(e.problem()))?;
+    let keys: Vec<serde_json::Value> = state
+        .keys
+        .public_keys()
+        .keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kid": k.kid, "alg": format!("{:?}", k.alg), "purpose": k.purpose.name(),
+                "status": format!("{:?}", k.status).to_lowercase(), "created": k.created,
+            })
+        })
+        .collect();
+    Ok(page(
+        &state,
+        &headers,
+        &query,
+        "admin.html",
+        "/admin",
+        minijinja::context! {
+            version => env!("CARGO_PKG_VERSION"),
+            backend => format!("{:?}", state.db.backend()),
+            migrations => format!("{applied} / {}", state.known_migrations),
+            head_seq => head_seq,
+            signed_up_to => checkpoints.last().map_or(0, |c| c.last_seq),
+            keys => minijinja::Value::from_serialize(&keys),
+            records => minijinja::Value::from_serialize(&records),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    token: String,
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiProblem> {
+    let Some(token) = &state.admin_token else {
+        return Err(ApiProblem::status(403));
+    };
+    let ok = token.matches(&form.token);
+    let entry = AuditEntry::new(
+        "admin-console",
+        if ok {
+            "admin.sign-in"
+        } else {
+            "admin.sign-in-failed"
+        },
+        "admin-console",
+        &"",
+    );
+    state
+        .audit
+        .append(entry)
+        .await
+        .map_err(|e| ApiProblem(e.problem()))?;
+    if !ok {
+        // Slow down guessing; the token has 256 bits, so this is courtesy, not the defence.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let mut response = page(
+            &state,
+            &headers,
+            &query,
+            "admin_login.html",
+            "/admin",
+            minijinja::context! { failed => true },
+        );
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(response);
+    }
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + SESSION_SECS;
+    let cookie = format!(
+        "{COOKIE}={expires}.{}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{}",
+        mac(token, expires),
+        secure_attr(&state)
+    );
+    let mut response = Redirect::to("/admin").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("ascii cookie"),
+    );
+    Ok(response)
+}
+
+pub(crate) async fn logout(State(state): State<AppState>) -> Response {
+    let mut response = Redirect::to("/").into_response();
+    let cookie = format!(
+        "{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure_attr(&state)
+    );
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("ascii cookie"),
+    );
+    response
+}

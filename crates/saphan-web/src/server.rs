@@ -1,0 +1,105 @@
+//! The router and the server loop with graceful shutdown.
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::middleware::{self, REQUEST_ID};
+use crate::state::AppState;
+use crate::{admin, portal, system};
+
+/// The whole platform's router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.http.body_limit_bytes;
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                // Paths can carry national ids; logs get the redacted form only.
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %saphan_core::redact::redact(request.uri().path()),
+                    request_id = %id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::problems,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::timeout,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit));
+
+    Router::new()
+        .route("/", get(portal::index))
+        .route("/assets/{*name}", get(portal::asset))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics_text))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/api-docs", get(system::api_docs))
+        .route("/problems/{slug}", get(system::problem_type))
+        .route("/api/v1/platform/keys", get(system::public_keys))
+        .route("/api/v1/platform/jwks.json", get(system::jwks))
+        .route("/api/v1/platform/ca.pem", get(system::ca_certificate))
+        .route("/admin", get(admin::console))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .fallback(middleware::not_found)
+        .route_layer(axum::middleware::from_fn(middleware::metrics))
+        .layer(layers)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting and gives
+/// in-flight requests up to `grace` to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled_tx.send(());
+        });
+    let server = tokio::spawn(async move { server.await });
+    let mut server = server;
+    tokio::select! {
+        result = &mut server => return result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        _ = signalled_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish in time; stopping"
+            );
+            server.abort();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,73 @@
+use std::sync::Arc;
+
+use saphan_audit::AuditLog;
+use saphan_core::Config;
+use saphan_crypto::KeyStore;
+use saphan_store::Db;
+
+use crate::portal::{PortalService, Templates};
+
+/// The administrator token that guards the admin console until officials' roles arrive with the
+/// digital ID. Only its SHA-256 is kept in memory.
+#[derive(Clone)]
+pub struct AdminToken {
+    hash: [u8; 32],
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        use sha2::Digest;
+        AdminToken {
+            hash: sha2::Sha256::digest(token.trim().as_bytes()).into(),
+        }
+    }
+
+    /// Constant-time comparison of a presented token.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let presented: [u8; 32] = sha2::Sha256::digest(presented.trim().as_bytes()).into();
+        presented.ct_eq(&self.hash).into()
+    }
+
+    pub(crate) fn mac_key(&self) -> &[u8; 32] {
+        &self.hash
+    }
+}
+
+/// Everything a request handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keys: Arc<KeyStore>,
+    pub audit: AuditLog,
+    pub admin_token: Option<AdminToken>,
+    pub services: Arc<Vec<PortalService>>,
+    pub(crate) templates: Arc<Templates>,
+    /// Migration ids this build knows, for the admin console's schema line.
+    pub known_migrations: usize,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        db: Db,
+        keys: Arc<KeyStore>,
+        audit: AuditLog,
+        admin_token: Option<AdminToken>,
+        services: Vec<PortalService>,
+        known_migrations: usize,
+    ) -> AppState {
+        AppState {
+            config: Arc::new(config),
+            db,
+            keys,
+            audit,
+            admin_token,
+            services: Arc::new(services),
+            templates: Arc::new(Templates::new()),
+            known_migrations,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `saphan demo`: the laptop platform. Creates what is missing in the data directory (SQLite
+//! database, key-store passphrase, key store, admin token), applies migrations, seeds the demo
+//! data, and serves.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use futures::future::BoxFuture;
+use saphan_audit::{AuditEntry, AuditLog};
+use saphan_core::Config;
+use saphan_crypto::{KeyStore, Passphrase};
+use saphan_seed::{SeedContext, SeedResult, SeedStep, Seeder};
+
+use crate::platform::{self, Platform};
+
+pub struct DemoOptions {
+    pub data_dir: std::path::PathBuf,
+    pub listen: Option<std::net::SocketAddr>,
+    pub seed: u64,
+    pub serve: bool,
+}
+
+/// The passphrase for the demo's key store: `SAPHAN_KEY_PASSPHRASE`, else the `passphrase` file
+/// in the data directory, created on first run.
+fn demo_passphrase(data_dir: &Path) -> Result<(Passphrase, Option<std::path::PathBuf>)> {
+    if std::env::var("SAPHAN_KEY_PASSPHRASE").is_ok_and(|p| !p.is_empty()) {
+        return Ok((Passphrase::from_env_or_file(None)?, None));
+    }
+    let path = data_dir.join("passphrase");
+    if !path.exists() {
+        let generated = Passphrase::generate();
+        platform::write_secret_file(&path, generated.expose())?;
+        eprintln!(
+            "Created a key-store passphrase in {} (keep it secret; back it up).",
+            path.display()
+        );
+    }
+    Ok((Passphrase::from_env_or_file(Some(&path))?, Some(path)))
+}
+
+pub async fn run(options: DemoOptions) -> Result<()> {
+    let mut config = Config::for_demo(&options.data_dir, options.listen)?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let (passphrase, passphrase_file) = demo_passphrase(&config.data_dir)?;
+    config.key_passphrase_file = passphrase_file;
+
+    let db = platform::connect(&config).await?;
+    let applied = db.migrate(&platform::migrations()).await?;
+    if !applied.is_empty() {
+        eprintln!("Applied {} database migrations.", applied.len());
+    }
+    db.close().await;
+
+    let keystore_path = config.keystore_path();
+    let created = !keystore_path.exists();
+    if created {
+        eprintln!(
+            "Generating the platform keys (ECDSA P-256, RSA-3072) and certificate authority..."
+        );
+    }
+    let keys = KeyStore::open_or_create(&keystore_path, &passphrase)?;
+    if created {
+        eprintln!("Created the key store {}.", keystore_path.display());
+    }
+
+    let token_path = platform::admin_token_path(&config);
+    if std::env::var_os("SAPHAN_ADMIN_TOKEN").is_none() && !token_path.exists() {
+        platform::write_secret_file(&token_path, Passphrase::generate().expose())?;
+    }
+    let admin_token = platform::admin_token(&config)?;
+
+    let platform = Platform::open(config, keys).await?;
+    let outcomes = Seeder::new(platform.db.clone(), options.seed)
+        .show_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .provide(Arc::new(platform.audit.clone()))
+        .step(PlatformInitialised)
+        .run()
+        .await?;
+    let ran = outcomes
+        .iter()
+        .filter(|o| matches!(o, saphan_seed::StepOutcome::Ran(_)))
+        .count();
+    eprintln!(
+        "Demo data: {ran} seed steps ran, {} were already done (seed {}).",
+        outcomes.len() - ran,
+        options.seed
+    );
+
+    if !options.serve {
+        platform.audit.shutdown().await;
+        return Ok(());
+    }
+    let token_hint = if std::env::var_os("SAPHAN_ADMIN_TOKEN").is_some() {
+        "the token in SAPHAN_ADMIN_TOKEN".to_string()
+    } else {
+        format!("the token in {}", token_path.display())
+    };
+    platform
+        .serve(admin_token, move |addr| {
+            let base = format!("http://{addr}");
+            println!();
+            println!("Saphan is running (Ctrl-C to stop). / สะพานพร้อมให้บริการแล้ว");
+            println!("  Portal / พอร์ทัล:            {base}/");
+            println!(
+                "  API reference / เอกสาร API:  {base}/api-docs   (OpenAPI: {base}/openapi.json)"
+            );
+            println!("  Admin console / ผู้ดูแลระบบ:  {base}/admin   (sign in with {token_hint})");
+            println!("  Health: {base}/healthz  Ready: {base}/readyz  Metrics: {base}/metrics");
+        })
+        .await
+}
+
+/// The first audit record of every platform: who set it up, with which seed.
+struct PlatformInitialised;
+
+impl SeedStep for PlatformInitialised {
+    fn name(&self) -> &'static str {
+        "platform.initialised"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a mut SeedContext) -> BoxFuture<'a, SeedResult> {
+        Box::pin(async move {
+            let audit = ctx
+                .service::<AuditLog>()
+                .ok_or_else(|| ctx.fail("the audit log is not available"))?;
+            let entry = AuditEntry::new(
+                "system:demo",
+                "platform.initialised",
+                "platform",
+                &serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
+            );
+            audit.append(entry).await.map_err(|e| ctx.fail(e))?;
+            Ok(())
+        })
+    }
+}
