@@ -25,7 +25,8 @@ pub struct InclusionProof {
 
 pub const PROOF_FORMAT: &str = "saphan-audit-proof-1";
 
-pub(crate) async fn build(
+/// The inclusion proof of record `seq` in the checkpoint that covers it.
+pub async fn inclusion_proof(
     db: &Db,
     keys: &PublicKeySet,
     seq: u64,

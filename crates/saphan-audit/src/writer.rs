@@ -101,11 +101,6 @@ impl AuditLog {
         .await
     }
 
-    /// The inclusion proof of record `seq` in its checkpoint.
-    pub async fn proof(&self, seq: u64) -> Result<crate::InclusionProof, AuditError> {
-        crate::proof::build(&self.db, &self.keys.public_keys(), seq).await
-    }
-
     pub fn db(&self) -> &Db {
         &self.db
     }

@@ -29,10 +29,9 @@ where
     db.close().await;
 
     if let Some(server) = postgres_server_url() {
-        let (db, drop_db) = fresh_postgres(&server).await;
-        let outcome = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
-        db.close().await;
-        drop_db.await;
+        let pg = PostgresTestDb::create(&server).await;
+        let outcome = AssertUnwindSafe(body(pg.db.clone())).catch_unwind().await;
+        pg.drop_now().await;
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
@@ -44,31 +43,51 @@ pub fn postgres_server_url() -> Option<String> {
     std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())
 }
 
-/// A new database on `server` (whose URL names any existing database, e.g. `.../test`), and a
-/// future that drops it.
-pub async fn fresh_postgres(server: &str) -> (Db, impl Future<Output = ()>) {
-    let admin = Db::connect(server, 2, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is not usable: {e}"));
-    assert_eq!(
-        admin.backend(),
-        Backend::Postgres,
-        "{POSTGRES_ENV} must be a postgres:// URL"
-    );
-    let name = format!("saphan_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(admin.pool())
-        .await
-        .expect("create test database");
-    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-    let db = Db::connect(&format!("{base}/{name}"), 8, Duration::from_secs(10))
-        .await
-        .expect("connect to test database");
-    let drop = async move {
-        let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+/// A fresh PostgreSQL database, dropped by [`PostgresTestDb::drop_now`].
+pub struct PostgresTestDb {
+    pub url: String,
+    pub db: Db,
+    name: String,
+    admin: Db,
+}
+
+impl PostgresTestDb {
+    /// Creates a new database on `server` (whose URL names any existing database, e.g. `.../test`).
+    pub async fn create(server: &str) -> PostgresTestDb {
+        let admin = Db::connect(server, 2, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is not usable: {e}"));
+        assert_eq!(
+            admin.backend(),
+            Backend::Postgres,
+            "{POSTGRES_ENV} must be a postgres:// URL"
+        );
+        let name = format!("saphan_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
             .execute(admin.pool())
-            .await;
-        admin.close().await;
-    };
-    (db, drop)
+            .await
+            .expect("create test database");
+        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+        let url = format!("{base}/{name}");
+        let db = Db::connect(&url, 8, Duration::from_secs(10))
+            .await
+            .expect("connect to test database");
+        PostgresTestDb {
+            url,
+            db,
+            name,
+            admin,
+        }
+    }
+
+    pub async fn drop_now(self) {
+        self.db.close().await;
+        let _ = sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(self.admin.pool())
+        .await;
+        self.admin.close().await;
+    }
 }

@@ -14,6 +14,8 @@ mod problem;
 mod server;
 mod state;
 mod system;
+#[cfg(test)]
+mod tests;
 
 pub use openapi::openapi_document;
 pub use portal::PortalService;

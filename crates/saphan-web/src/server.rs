@@ -17,6 +17,29 @@ use crate::{admin, portal, system};
 
 /// The whole platform's router.
 pub fn router(state: AppState) -> Router {
+    with_edge_layers(routes(), state)
+}
+
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(portal::index))
+        .route("/assets/{*name}", get(portal::asset))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics_text))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/api-docs", get(system::api_docs))
+        .route("/problems/{slug}", get(system::problem_type))
+        .route("/api/v1/platform/keys", get(system::public_keys))
+        .route("/api/v1/platform/jwks.json", get(system::jwks))
+        .route("/api/v1/platform/ca.pem", get(system::ca_certificate))
+        .route("/admin", get(admin::console))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+}
+
+/// What every route gets: ids, logs, limits, timeouts, problems, metrics, security headers.
+pub(crate) fn with_edge_layers(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.config.http.body_limit_bytes;
     let request_id = HeaderName::from_static(REQUEST_ID);
     let layers = ServiceBuilder::new()
@@ -50,21 +73,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit));
 
-    Router::new()
-        .route("/", get(portal::index))
-        .route("/assets/{*name}", get(portal::asset))
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics_text))
-        .route("/openapi.json", get(system::openapi_json))
-        .route("/api-docs", get(system::api_docs))
-        .route("/problems/{slug}", get(system::problem_type))
-        .route("/api/v1/platform/keys", get(system::public_keys))
-        .route("/api/v1/platform/jwks.json", get(system::jwks))
-        .route("/api/v1/platform/ca.pem", get(system::ca_certificate))
-        .route("/admin", get(admin::console))
-        .route("/admin/login", post(admin::login))
-        .route("/admin/logout", post(admin::logout))
+    routes
         .fallback(middleware::not_found)
         .route_layer(axum::middleware::from_fn(middleware::metrics))
         .layer(layers)

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -130,10 +129,12 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<ExitCode> {
                 },
             )?;
             bar.finish_and_clear();
-            if trusted.is_none() && outcome.is_ok() {
-                eprintln!("note: signatures were checked with the keys inside the bundle; pass --keys with keys obtained independently to rule out a forged bundle");
+            let ok = outcome.is_ok();
+            let code = report(outcome);
+            if trusted.is_none() && ok {
+                println!("note: signatures were checked with the keys inside the bundle; pass --keys with keys obtained independently to rule out a forged bundle");
             }
-            Ok(report(outcome))
+            Ok(code)
         }
         AuditCommand::Verify { bundle: None, keys } => {
             let trusted = match &keys {
@@ -183,15 +184,11 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Proof { seq, out } => {
-            let keys = Arc::new(platform::open_keys(config)?);
-            let node = platform::Platform::open(
-                config.clone(),
-                Arc::try_unwrap(keys).expect("single owner"),
-            )
-            .await?;
-            let proof = node.audit.proof(seq).await;
-            node.audit.shutdown().await;
-            let json = serde_json::to_string_pretty(&proof?)?;
+            let keys = platform::public_keys(config)?;
+            let db = platform::connect(config).await?;
+            db.check_schema(&platform::migrations()).await?;
+            let proof = saphan_audit::inclusion_proof(&db, &keys, seq).await?;
+            let json = serde_json::to_string_pretty(&proof)?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, json)

@@ -39,6 +39,31 @@ fn demo_passphrase(data_dir: &Path) -> Result<(Passphrase, Option<std::path::Pat
     Ok((Passphrase::from_env_or_file(Some(&path))?, Some(path)))
 }
 
+/// Writes `saphan.toml` into the data directory, so that operator commands reach the demo:
+/// `saphan --config saphan-data/saphan.toml audit verify`. Paths in it are absolute.
+fn write_demo_config(config: &Config) -> Result<()> {
+    let dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("cannot resolve {}", config.data_dir.display()))?;
+    let mut file_config = config.clone();
+    file_config.data_dir = dir.clone();
+    if file_config.database_url.starts_with("sqlite:") {
+        file_config.database_url = format!("sqlite://{}", dir.join("saphan.db").display());
+    }
+    file_config.key_passphrase_file = config
+        .key_passphrase_file
+        .as_ref()
+        .map(|_| dir.join("passphrase"));
+    let text = format!(
+        "# Written by `saphan demo`: the demo's settings, for operator commands such as\n\
+         # saphan --config {}/saphan.toml audit verify\n{}",
+        dir.display(),
+        toml::to_string(&file_config).context("cannot describe the demo configuration")?
+    );
+    std::fs::write(dir.join("saphan.toml"), text)
+        .with_context(|| format!("cannot write {}/saphan.toml", dir.display()))?;
+    Ok(())
+}
+
 pub async fn run(options: DemoOptions) -> Result<()> {
     let mut config = Config::for_demo(&options.data_dir, options.listen)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -50,6 +75,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let (passphrase, passphrase_file) = demo_passphrase(&config.data_dir)?;
     config.key_passphrase_file = passphrase_file;
 
+    write_demo_config(&config)?;
     let db = platform::connect(&config).await?;
     let applied = db.migrate(&platform::migrations()).await?;
     if !applied.is_empty() {
