@@ -142,7 +142,7 @@ pub enum ConfigError {
 }
 
 /// Environment variables with the `SAPHAN_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["key_passphrase"];
+const NON_CONFIG_ENV: &[&str] = &["key_passphrase", "admin_token", "config"];
 
 impl Config {
     /// Defaults, overlaid by `file` (if given), overlaid by `SAPHAN_*` environment variables.
@@ -264,6 +264,8 @@ mod tests {
             jail.set_env("SAPHAN_LISTEN", "0.0.0.0:9000");
             jail.set_env("SAPHAN_AUDIT__MAX_BATCH", "64");
             jail.set_env("SAPHAN_KEY_PASSPHRASE", "not a config key");
+            jail.set_env("SAPHAN_ADMIN_TOKEN", "not a config key either");
+            jail.set_env("SAPHAN_CONFIG", "saphan.toml");
             let c = Config::load(Some(Path::new("saphan.toml"))).unwrap();
             assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/test");
             assert_eq!(c.http.body_limit_bytes, 4096);
