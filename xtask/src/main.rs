@@ -1,1 +1,325 @@
-fn main() {}
+//! Project chores, run as `cargo xtask <task>`:
+//!
+//! - `test`: the whole test suite, the one command the README gives and CI runs. Rust tests on
+//!   SQLite and PostgreSQL, then a demo platform is started and checked from outside by
+//!   independent tools: the OpenAPI document by PyPI `openapi-spec-validator`, the portal by
+//!   Debian's Chromium with axe-core. Installs those tools when they are missing.
+//! - `bench`: the benchmarks, printing ratios against baselines measured in the same run.
+//!
+//! Uses only the standard library so that it builds in seconds on a fresh machine.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(step: &str, command: &mut Command) -> Result<bool> {
+    eprintln!("\n==> {step}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start: {step}"))?;
+    Ok(status.success())
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask test [--no-postgres] [--no-browser]\n       cargo xtask bench\n\n\
+         test: Rust tests on SQLite and PostgreSQL ({DEFAULT_POSTGRES}, or SAPHAN_TEST_POSTGRES_URL),\n      \
+         then the OpenAPI validator and the headless-Chromium + axe-core checks against a demo platform.\n\
+         bench: the audit-log benchmark on SQLite and PostgreSQL."
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(),
+        _ => return usage(),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn postgres_url(args: &[String]) -> Option<String> {
+    if args.iter().any(|a| a == "--no-postgres") {
+        return None;
+    }
+    Some(std::env::var("SAPHAN_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into()))
+}
+
+fn test(args: &[String]) -> Result<bool> {
+    let root = root();
+    let browser = !args.iter().any(|a| a == "--no-browser");
+    let postgres = postgres_url(args);
+    match &postgres {
+        Some(url) => eprintln!("xtask: testing on SQLite and on PostgreSQL ({url})"),
+        None => eprintln!("xtask: testing on SQLite only (--no-postgres)"),
+    }
+    let mut outcomes: Vec<(&str, bool)> = Vec::new();
+
+    let mut rust = cargo();
+    rust.current_dir(&root)
+        .args(["test", "--workspace", "--all-targets"]);
+    match &postgres {
+        Some(url) => rust.env("SAPHAN_TEST_POSTGRES_URL", url),
+        None => rust.env_remove("SAPHAN_TEST_POSTGRES_URL"),
+    };
+    outcomes.push((
+        "rust tests (SQLite + PostgreSQL)",
+        run("cargo test --workspace", &mut rust)?,
+    ));
+
+    if !run(
+        "build the saphan binary",
+        cargo()
+            .current_dir(&root)
+            .args(["build", "--bin", "saphan"]),
+    )? {
+        bail!("the saphan binary does not build");
+    }
+    ensure_python_validator()?;
+    if browser {
+        ensure_browser_tools(&root)?;
+    }
+
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let binary = target.join("debug").join("saphan");
+    let data = tempdir()?;
+    let port = free_port()?;
+    let base_url = format!("http://127.0.0.1:{port}");
+    eprintln!(
+        "\n==> start a demo platform at {base_url} (data in {})",
+        data.display()
+    );
+    let mut demo = DemoServer(
+        Command::new(&binary)
+            .args(["demo", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("SAPHAN_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start saphan demo")?,
+    );
+    wait_ready(port, &mut demo.0)?;
+
+    let mut validator = Command::new("python3");
+    validator
+        .current_dir(&root)
+        .arg("tests/openapi/validate.py")
+        .env("BASE_URL", &base_url);
+    outcomes.push((
+        "OpenAPI document (openapi-spec-validator)",
+        run("validate /openapi.json", &mut validator)?,
+    ));
+
+    if browser {
+        let artifacts = root.join("ci-artifacts").join("browser");
+        let mut node = Command::new("node");
+        node.current_dir(root.join("tests/browser"))
+            .args(["--test", "--test-reporter=spec"])
+            .env("BASE_URL", &base_url)
+            .env("SAPHAN_ARTIFACTS", &artifacts);
+        outcomes.push((
+            "portal in Chromium + axe-core",
+            run("browser tests", &mut node)?,
+        ));
+        eprintln!("xtask: screenshots are in {}", artifacts.display());
+    }
+
+    eprintln!("\n==> stop the demo with SIGTERM (graceful shutdown)");
+    outcomes.push(("demo stops gracefully", demo.stop()?));
+    let _ = std::fs::remove_dir_all(&data);
+
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| *n)
+        .collect();
+    eprintln!();
+    for (name, ok) in &outcomes {
+        eprintln!("{} {name}", if *ok { "ok  " } else { "FAIL" });
+    }
+    println!(
+        "checks: {} passed, {} failed",
+        outcomes.len() - failed.len(),
+        failed.len()
+    );
+    Ok(failed.is_empty())
+}
+
+fn bench() -> Result<bool> {
+    let root = root();
+    let mut bench = cargo();
+    bench
+        .current_dir(&root)
+        .args(["bench", "-p", "saphan-audit", "--bench", "append"]);
+    if std::env::var_os("SAPHAN_BENCH_POSTGRES_URL").is_none() {
+        bench.env("SAPHAN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES);
+    }
+    run("audit-log append benchmark", &mut bench)
+}
+
+/// Kills the demo if a step fails before it is stopped gracefully.
+struct DemoServer(Child);
+
+impl DemoServer {
+    fn stop(&mut self) -> Result<bool> {
+        let pid = self.0.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("cannot send SIGTERM")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(status.success());
+            }
+            if Instant::now() > deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("saphan-xtask-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn wait_ready(port: u16, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("saphan demo exited before it was ready ({status})");
+        }
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let request = format!(
+                "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut response).is_ok()
+                && response.starts_with("HTTP/1.1 200")
+            {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("saphan demo did not become ready on port {port} within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ensure_python_validator() -> Result<()> {
+    let present = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .stderr(Stdio::null())
+        .status()
+        .context("python3 is needed for the OpenAPI validator")?
+        .success();
+    if !present
+        && !run(
+            "install openapi-spec-validator",
+            Command::new("python3").args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "openapi-spec-validator",
+            ]),
+        )?
+    {
+        bail!(
+            "cannot install openapi-spec-validator (python3 -m pip install openapi-spec-validator)"
+        );
+    }
+    Ok(())
+}
+
+fn ensure_browser_tools(root: &Path) -> Result<()> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+        if !is_root {
+            bail!("Chromium is missing: install Debian's `chromium` package (sudo apt-get install chromium) or set CHROMIUM");
+        }
+        run(
+            "apt-get update",
+            Command::new("apt-get").args(["update", "-qq"]),
+        )?;
+        if !run(
+            "install chromium",
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "chromium"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )? {
+            bail!("cannot install Chromium with apt-get");
+        }
+    }
+    let browser_dir = root.join("tests/browser");
+    let installed = browser_dir.join("node_modules/playwright-core").exists()
+        && browser_dir.join("node_modules/axe-core").exists();
+    if !installed
+        && !run(
+            "npm ci (playwright-core, axe-core)",
+            Command::new("npm")
+                .current_dir(&browser_dir)
+                .args(["ci", "--no-audit", "--no-fund"]),
+        )?
+    {
+        bail!("npm ci failed in tests/browser");
+    }
+    Ok(())
+}

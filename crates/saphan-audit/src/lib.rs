@@ -25,7 +25,7 @@ pub use proof::{inclusion_proof, InclusionProof};
 pub use record::{AuditEntry, AuditRecord, Receipt, GENESIS_HASH};
 pub use store::{head, read_checkpoints, read_records};
 pub use verify::{verify_database, Verifier, VerifyFailure, VerifyReport};
-pub use writer::AuditLog;
+pub use writer::{AuditLog, GroupStats};
 
 use saphan_core::{Problem, ProblemKind, Text};
 use saphan_store::Migration;
@@ -43,8 +43,6 @@ CREATE TABLE audit_records (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE INDEX audit_records_subject ON audit_records (subject, seq);
-CREATE INDEX audit_records_action ON audit_records (action, seq);
 CREATE TABLE audit_head (
     id BIGINT PRIMARY KEY,
     seq BIGINT NOT NULL,

@@ -2,6 +2,7 @@
 //! (up to `max_batch`), writes it in one transaction and only then acknowledges each caller.
 //! A checkpointer task signs what has accumulated every N records or T seconds.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,20 @@ pub struct AuditLog {
     keys: Arc<KeyStore>,
     /// One checkpoint at a time per node, so the periodic, final and on-demand ones never race.
     checkpointing: Arc<tokio::sync::Mutex<()>>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    groups: AtomicU64,
+    records: AtomicU64,
+}
+
+/// How well appends are being grouped: records written and the commits they took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupStats {
+    pub groups: u64,
+    pub records: u64,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -54,9 +69,11 @@ impl AuditLog {
             config.checkpoint_every_records,
             Duration::from_secs(config.checkpoint_every_secs),
         ));
+        let stats = Arc::new(Stats::default());
         tokio::spawn(run_writer(
             db.clone(),
             signer,
+            stats.clone(),
             receiver,
             written_tx,
             config.max_batch,
@@ -67,6 +84,7 @@ impl AuditLog {
             db,
             keys,
             checkpointing,
+            stats,
         }
     }
 
@@ -101,6 +119,14 @@ impl AuditLog {
         .await
     }
 
+    /// Groups committed and records written by this node's writer since it started.
+    pub fn group_stats(&self) -> GroupStats {
+        GroupStats {
+            groups: self.stats.groups.load(Ordering::Relaxed),
+            records: self.stats.records.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -109,6 +135,7 @@ impl AuditLog {
 async fn run_writer(
     db: Db,
     signer: Signer,
+    stats: Arc<Stats>,
     mut receiver: mpsc::Receiver<Command>,
     written: watch::Sender<u64>,
     max_batch: usize,
@@ -122,13 +149,33 @@ async fn run_writer(
             Some(Command::Shutdown(done)) => shutdown = Some(done),
             None => break,
         }
-        // Take whatever else is already waiting: this is the group in group commit.
-        while shutdown.is_none() && batch.len() < max_batch {
-            match receiver.try_recv() {
-                Ok(Command::Append(entry, ack)) => batch.push((entry, ack)),
-                Ok(Command::Shutdown(done)) => shutdown = Some(done),
-                Err(_) => break,
+        // Take whatever else is waiting: this is the group in group commit. Callers released
+        // together by the previous commit re-submit within microseconds of each other, so keep
+        // yielding to them while new entries keep arriving; an idle log pays one yield.
+        loop {
+            let before = batch.len();
+            while shutdown.is_none() && batch.len() < max_batch {
+                match receiver.try_recv() {
+                    Ok(Command::Append(entry, ack)) => batch.push((entry, ack)),
+                    Ok(Command::Shutdown(done)) => shutdown = Some(done),
+                    Err(_) => break,
+                }
             }
+            if shutdown.is_some()
+                || batch.len() >= max_batch
+                || (batch.len() == before && before > 1)
+            {
+                break;
+            }
+            if batch.len() == before {
+                // Nothing new since the first entry: give concurrent callers one chance.
+                tokio::task::yield_now().await;
+                if receiver.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            tokio::task::yield_now().await;
         }
         if shutdown.is_some() {
             receiver.close();
@@ -139,6 +186,10 @@ async fn run_writer(
             }
         }
         if !batch.is_empty() {
+            stats.groups.fetch_add(1, Ordering::Relaxed);
+            stats
+                .records
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             write_group(&db, std::mem::take(&mut batch), &written).await;
         }
         if shutdown.is_some() {
@@ -265,7 +316,7 @@ impl Signer {
         let _one_at_a_time = self.lock.lock().await;
         for _ in 0..3 {
             match make_checkpoint(&self.db, &self.keys).await? {
-                Attempt::Made(c) => return Ok(Some(c)),
+                Attempt::Made(c) => return Ok(Some(*c)),
                 Attempt::NothingToCover => return Ok(None),
                 Attempt::LostRace => continue,
             }
@@ -275,7 +326,7 @@ impl Signer {
 }
 
 enum Attempt {
-    Made(Checkpoint),
+    Made(Box<Checkpoint>),
     NothingToCover,
     LostRace,
 }
@@ -306,7 +357,7 @@ async fn make_checkpoint(db: &Db, keys: &KeyStore) -> Result<Attempt, AuditError
     )?;
     if store::insert_checkpoint(db, &checkpoint).await? {
         metrics::counter!("saphan_audit_checkpoints_total").increment(1);
-        Ok(Attempt::Made(checkpoint))
+        Ok(Attempt::Made(Box::new(checkpoint)))
     } else {
         Ok(Attempt::LostRace)
     }

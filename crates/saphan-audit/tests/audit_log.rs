@@ -105,7 +105,7 @@ async fn inclusion_proofs_verify_offline_and_detect_forgery() {
             }
         }
         assert!(matches!(
-            log.proof(999).await,
+            saphan_audit::inclusion_proof(&db, &keys().public_keys(), 999).await,
             Err(saphan_audit::AuditError::NoSuchRecord(999))
         ));
         log.shutdown().await;

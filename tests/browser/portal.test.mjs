@@ -1,0 +1,93 @@
+// The portal shell in a real browser (Debian's Chromium): the landing page in Thai and English,
+// on a phone and a desktop, with JavaScript off, scanned by axe-core for WCAG 2.2 A/AA problems.
+// Screenshots go to $SAPHAN_ARTIFACTS (default ../../ci-artifacts/browser).
+//
+// Needs BASE_URL: a running Saphan (`cargo xtask test` starts one).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const BASE_URL = process.env.BASE_URL;
+const ARTIFACTS = process.env.SAPHAN_ARTIFACTS ?? new URL('../../ci-artifacts/browser', import.meta.url).pathname;
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+let browser;
+
+before(async () => {
+  assert.ok(BASE_URL, 'set BASE_URL to a running Saphan, e.g. http://127.0.0.1:8080');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 900 };
+
+/** Loads `path` in a fresh context; axe needs script injection, which our CSP forbids. */
+async function open(path, { viewport = PHONE, javaScriptEnabled = true, locale = 'th-TH' } = {}) {
+  const context = await browser.newContext({ viewport, javaScriptEnabled, locale, bypassCSP: true });
+  const page = await context.newPage();
+  const response = await page.goto(BASE_URL + path, { waitUntil: 'load' });
+  return { context, page, response };
+}
+
+/** Runs axe-core with the WCAG 2.x A/AA rules; returns serious and critical violations. */
+async function seriousViolations(page) {
+  await page.evaluate(AXE_SOURCE);
+  const results = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } }));
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+for (const [lang, heading] of [['th', 'ติดต่อราชการ'], ['en', 'Deal with government']]) {
+  test(`landing page in ${lang}: renders, screenshots, no serious axe violations`, async () => {
+    for (const [name, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+      const { context, page, response } = await open(`/?lang=${lang}`, { viewport });
+      assert.equal(response.status(), 200);
+      assert.equal(await page.getAttribute('html', 'lang'), lang);
+      assert.match(await page.textContent('h1'), new RegExp(heading));
+      // The bundled Sarabun face is what renders, not a fallback.
+      await page.evaluate(() => document.fonts.ready);
+      const sarabun = await page.evaluate(() => [...document.fonts].some((f) => f.family.replace(/"/g, '') === 'Sarabun' && f.status === 'loaded'));
+      assert.ok(sarabun, 'the Sarabun font loaded');
+      await page.screenshot({ path: `${ARTIFACTS}/landing-${lang}-${name}.png`, fullPage: true });
+      assert.deepEqual(await seriousViolations(page), []);
+      await context.close();
+    }
+  });
+}
+
+test('works without JavaScript: the language switch is a plain link', async () => {
+  const { context, page } = await open('/', { javaScriptEnabled: false });
+  assert.equal(await page.getAttribute('html', 'lang'), 'th');
+  await page.click('a[hreflang="en"]');
+  assert.equal(await page.getAttribute('html', 'lang'), 'en');
+  // The choice is remembered.
+  await page.goto(BASE_URL + '/');
+  assert.equal(await page.getAttribute('html', 'lang'), 'en');
+  await context.close();
+});
+
+for (const path of ['/api-docs?lang=en', '/admin?lang=th', '/no-such-page?lang=en']) {
+  test(`page ${path} has no serious axe violations`, async () => {
+    const { context, page } = await open(path);
+    const name = path.replace(/[^a-z]+/g, '-').replace(/^-|-$/g, '');
+    await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
+    assert.deepEqual(await seriousViolations(page), []);
+    await context.close();
+  });
+}
