@@ -277,6 +277,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../saphan.example.toml");
+        figment::Jail::expect_with(|_| {
+            let c = Config::load(Some(&path)).unwrap();
+            assert_eq!(c, Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn typos_and_bad_values_are_named() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("saphan.toml", "databse_url = \"sqlite://x.db\"\n")?;
