@@ -271,3 +271,36 @@ async fn two_writers_on_one_database_keep_one_chain() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_log_is_checkpointed_after_the_interval() {
+    for_each_backend(|db| async move {
+        db.migrate(MIGRATIONS).await.unwrap();
+        let config = AuditConfig {
+            checkpoint_every_records: 1_000_000,
+            checkpoint_every_secs: 1,
+            max_batch: 64,
+        };
+        let log = AuditLog::start(db.clone(), keys(), &config);
+        for i in 0..3 {
+            log.append(AuditEntry::new("a", "quiet", "x", &i))
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let checkpoints = saphan_audit::read_checkpoints(&db).await.unwrap();
+            if checkpoints.last().is_some_and(|c| c.last_seq == 3) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no time-based checkpoint"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(verify(&db).await.unwrap().unsigned_tail, 0);
+        log.shutdown().await;
+    })
+    .await;
+}

@@ -98,7 +98,16 @@ pub(crate) fn tsa_certificate(store: &KeyStore, tsa: &LoadedKey) -> Result<Strin
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::ContentCommitment,
     ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::TimeStamping];
+    // RFC 3161 §2.3: exactly id-kp-timeStamping, and the extension MUST be critical, which
+    // rcgen's own EKU field does not mark; so it is written out: SEQUENCE { OID 1.3.6.1.5.5.7.3.8 }.
+    let mut eku = rcgen::CustomExtension::from_oid_content(
+        &[2, 5, 29, 37],
+        vec![
+            0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+        ],
+    );
+    eku.set_criticality(true);
+    params.custom_extensions = vec![eku];
     let public =
         rcgen::SubjectPublicKeyInfo::from_der(&tsa.public.spki_der()?).map_err(cert_error)?;
     sign_with_ca(store, params, &public)
@@ -247,6 +256,6 @@ mod tests {
         let tsa_cert = der.parse_x509().unwrap();
         tsa_cert.verify_signature(Some(ca.public_key())).unwrap();
         let eku = tsa_cert.extended_key_usage().unwrap().unwrap();
-        assert!(eku.value.time_stamping);
+        assert!(eku.critical && eku.value.time_stamping && !eku.value.any);
     }
 }

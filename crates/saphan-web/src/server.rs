@@ -17,6 +17,8 @@ use crate::{admin, portal, system};
 
 /// The whole platform's router.
 pub fn router(state: AppState) -> Router {
+    // The recorder must exist before the first request is counted, not at the first scrape.
+    system::prometheus();
     with_edge_layers(routes(), state)
 }
 
