@@ -56,24 +56,10 @@ async fn baseline(db: &Db, records: usize) -> f64 {
     let mut i = 0;
     while i < records {
         let n = WRITERS.min(records - i);
-        let mut sql = String::from("INSERT INTO bench_plain VALUES ");
-        for r in 0..n {
-            let b = r * 8;
-            if r > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
-        }
+        let sql = format!(
+            "INSERT INTO bench_plain VALUES {}",
+            saphan_store::values_placeholders(n, 8)
+        );
         let mut tx = db.pool().begin().await.unwrap();
         let mut q = sqlx::query(&sql);
         for r in 0..n {

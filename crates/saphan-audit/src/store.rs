@@ -174,27 +174,11 @@ where
     let head_hash: String = row.try_get(1)?;
     let records = build(head_seq, &head_hash);
     for chunk in records.chunks(INSERT_CHUNK) {
-        let mut sql = String::from(
+        let sql = format!(
             "INSERT INTO audit_records \
-             (seq, recorded_at, actor, action, subject, payload_hash, prev_hash, hash) VALUES ",
+             (seq, recorded_at, actor, action, subject, payload_hash, prev_hash, hash) VALUES {}",
+            saphan_store::values_placeholders(chunk.len(), 8)
         );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
-        }
         let mut query = sqlx::query(&sql);
         for r in chunk {
             query = query

@@ -20,11 +20,12 @@ use crate::state::{AdminToken, AppState};
 const COOKIE: &str = "saphan_admin";
 const SESSION_SECS: i64 = 8 * 3600;
 
-fn mac(token: &AdminToken, expires: i64) -> String {
+/// The MAC over a session's expiry time, keyed by the admin token.
+fn session_mac(token: &AdminToken, expires: i64) -> Hmac<sha2::Sha256> {
     let mut m = Hmac::<sha2::Sha256>::new_from_slice(token.mac_key()).expect("any key length");
     m.update(b"saphan-admin-session-1");
     m.update(&expires.to_be_bytes());
-    hex::encode(m.finalize().into_bytes())
+    m
 }
 
 fn session_valid(token: &AdminToken, headers: &HeaderMap) -> bool {
@@ -45,11 +46,7 @@ fn session_valid(token: &AdminToken, headers: &HeaderMap) -> bool {
             let Ok(tag) = hex::decode(tag) else {
                 return false;
             };
-            let mut m =
-                Hmac::<sha2::Sha256>::new_from_slice(token.mac_key()).expect("any key length");
-            m.update(b"saphan-admin-session-1");
-            m.update(&expires.to_be_bytes());
-            expires > now && m.verify_slice(&tag).is_ok()
+            expires > now && session_mac(token, expires).verify_slice(&tag).is_ok()
         })
 }
 
@@ -174,7 +171,7 @@ pub(crate) async fn login(
     let expires = time::OffsetDateTime::now_utc().unix_timestamp() + SESSION_SECS;
     let cookie = format!(
         "{COOKIE}={expires}.{}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{}",
-        mac(token, expires),
+        hex::encode(session_mac(token, expires).finalize().into_bytes()),
         secure_attr(&state)
     );
     let mut response = Redirect::to("/admin").into_response();
