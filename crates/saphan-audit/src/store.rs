@@ -109,12 +109,7 @@ fn broken_signature() -> saphan_crypto::Signature {
 
 fn broken_timestamp() -> saphan_crypto::TimeStampToken {
     saphan_crypto::TimeStampToken {
-        policy: String::new(),
-        serial: String::new(),
-        gen_time: String::new(),
-        hash_alg: String::new(),
-        message_imprint: String::new(),
-        signature: broken_signature(),
+        token: String::new(),
     }
 }
 

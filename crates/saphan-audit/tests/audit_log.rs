@@ -147,7 +147,7 @@ async fn tampering_with_checkpoints_and_signatures_is_detected() {
         "UPDATE audit_checkpoints SET merkle_root = '2222222222222222222222222222222222222222222222222222222222222222' WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET created_at = '2030-01-01T00:00:00.000000Z' WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET signature = replace(signature, '\"value\":\"', '\"value\":\"AAAA') WHERE first_seq = 1",
-        "UPDATE audit_checkpoints SET timestamp_token = replace(timestamp_token, '\"gen_time\":\"20', '\"gen_time\":\"19') WHERE first_seq = 1",
+        "UPDATE audit_checkpoints SET timestamp_token = replace(timestamp_token, '\"token\":\"MII', '\"token\":\"MIJ') WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET signature = 'garbage' WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET head_hash = '3333333333333333333333333333333333333333333333333333333333333333' WHERE first_seq = 1",
     ];

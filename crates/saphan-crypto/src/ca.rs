@@ -52,8 +52,7 @@ fn rcgen_key(key: &LoadedKey) -> Result<KeyPair, CryptoError> {
 }
 
 fn random_serial() -> (rcgen::SerialNumber, String) {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[0] &= 0x7f; // positive INTEGER
+    let bytes = crate::random_serial();
     (rcgen::SerialNumber::from_slice(&bytes), hex::encode(bytes))
 }
 

@@ -80,6 +80,14 @@ pub fn b64url_decode(text: &str) -> Result<Vec<u8>, CryptoError> {
         .map_err(|e| CryptoError::Malformed(format!("base64: {e}")))
 }
 
+/// 128 random bits as a positive, minimally encoded DER INTEGER: the first byte is 1..=0x7f, so
+/// there is neither a sign bit nor a leading zero octet.
+pub(crate) fn random_serial() -> [u8; 16] {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] = bytes[0] % 0x7f + 1;
+    bytes
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
