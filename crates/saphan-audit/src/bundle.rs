@@ -37,14 +37,14 @@ pub async fn export_bundle(
     name: &str,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, AuditError> {
-    let (head_seq, head_hash) = store::head(db).await?;
+    let (head_seq, head_hash, checkpoints) = crate::verify::consistent_view(db).await?;
     let header = BundleHeader {
         format: BUNDLE_FORMAT.into(),
         exported_at: saphan_core::clock::format_instant(time::OffsetDateTime::now_utc()),
         head_seq,
         head_hash,
         public_keys: keys.clone(),
-        checkpoints: store::read_checkpoints(db).await?,
+        checkpoints,
     };
     write_line(out, &header, name)?;
     let mut after = 0;

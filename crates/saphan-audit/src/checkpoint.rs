@@ -60,6 +60,11 @@ impl Checkpoint {
         })
     }
 
+    /// SHA-256 of the signed statement: the payload hash of this checkpoint's record.
+    pub fn statement_hash(&self) -> [u8; 32] {
+        saphan_crypto::sha256(&self.statement())
+    }
+
     fn statement(&self) -> Vec<u8> {
         statement(
             self.first_seq,

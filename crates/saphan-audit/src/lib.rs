@@ -22,7 +22,7 @@ pub use bundle::{export_bundle, verify_bundle, BundleHeader, BUNDLE_FORMAT};
 pub use checkpoint::Checkpoint;
 pub use merkle::{inclusion_path, merkle_root, root_from_inclusion_path};
 pub use proof::{inclusion_proof, InclusionProof};
-pub use record::{AuditEntry, AuditRecord, Receipt, GENESIS_HASH};
+pub use record::{AuditEntry, AuditRecord, Receipt, CHECKPOINT_ACTION, GENESIS_HASH};
 pub use store::{head, read_checkpoints, read_records};
 pub use verify::{verify_database, Verifier, VerifyFailure, VerifyReport};
 pub use writer::{AuditLog, GroupStats};

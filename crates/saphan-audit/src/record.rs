@@ -8,6 +8,10 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 const MAX_FIELD: usize = 512;
 
+/// The action of the record each checkpoint appends to the chain; reserved for the log itself.
+pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
+const CHECKPOINT_ACTOR: &str = "system:audit";
+
 /// What a capability asks to record. The payload itself is not stored: only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -46,6 +50,11 @@ impl AuditEntry {
     pub(crate) fn validate(&self) -> Result<(), AuditError> {
         if self.actor.is_empty() || self.action.is_empty() {
             return Err(AuditError::InvalidEntry("actor and action are required"));
+        }
+        if self.action.starts_with("audit.") {
+            return Err(AuditError::InvalidEntry(
+                "actions starting with `audit.` are reserved for the log itself",
+            ));
         }
         if self.actor.len() > MAX_FIELD
             || self.action.len() > MAX_FIELD
@@ -127,4 +136,53 @@ impl AuditRecord {
 pub(crate) fn decode_hash(text: &str) -> Option<[u8; 32]> {
     let bytes = hex::decode(text).ok()?;
     bytes.try_into().ok()
+}
+
+/// The entry a checkpoint of `first..=last` appends: its payload hash is the hash of the signed
+/// checkpoint statement, so the chain itself says that the checkpoint exists.
+pub(crate) fn checkpoint_entry(first: u64, last: u64, statement_hash: [u8; 32]) -> AuditEntry {
+    AuditEntry::with_payload_hash(
+        CHECKPOINT_ACTOR,
+        CHECKPOINT_ACTION,
+        format!("checkpoint:{first}-{last}"),
+        statement_hash,
+    )
+}
+
+/// Builds the records that follow `head`, each linked to the one before.
+pub(crate) fn chain(
+    head_seq: u64,
+    head_hash: &str,
+    time: &str,
+    entries: &[&AuditEntry],
+) -> Vec<AuditRecord> {
+    let mut prev = decode_hash(head_hash).unwrap_or(GENESIS_HASH);
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let seq = head_seq + 1 + i as u64;
+            let hash = record_hash(
+                seq,
+                time,
+                &e.actor,
+                &e.action,
+                &e.subject,
+                &e.payload_hash,
+                &prev,
+            );
+            let record = AuditRecord {
+                seq,
+                time: time.to_string(),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                subject: e.subject.clone(),
+                payload_hash: hex::encode(e.payload_hash),
+                prev_hash: hex::encode(prev),
+                hash: hex::encode(hash),
+            };
+            prev = hash;
+            record
+        })
+        .collect()
 }

@@ -3,7 +3,8 @@
 use saphan_store::sqlx::{self, any::AnyRow, Row};
 use saphan_store::Db;
 
-use crate::{AuditError, AuditRecord, Checkpoint};
+use crate::record::{chain, checkpoint_entry, decode_hash};
+use crate::{AuditEntry, AuditError, AuditRecord, Checkpoint};
 
 /// Rows per multi-row INSERT: 8 parameters each, well inside both databases' limits.
 const INSERT_CHUNK: usize = 256;
@@ -44,20 +45,6 @@ pub async fn read_records(db: &Db, after: u64, limit: u32) -> Result<Vec<AuditRe
     .fetch_all(db.pool())
     .await?;
     Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
-}
-
-/// The hashes of records `first..=last`, in order.
-pub(crate) async fn read_hashes(db: &Db, first: u64, last: u64) -> Result<Vec<String>, AuditError> {
-    let rows =
-        sqlx::query("SELECT hash FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
-            .bind(to_i64(first))
-            .bind(to_i64(last))
-            .fetch_all(db.pool())
-            .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn read_record(db: &Db, seq: u64) -> Result<Option<AuditRecord>, AuditError> {
@@ -113,6 +100,20 @@ fn broken_timestamp() -> saphan_crypto::TimeStampToken {
     }
 }
 
+/// The hashes of records `first..=last`, in order.
+pub(crate) async fn read_hashes(db: &Db, first: u64, last: u64) -> Result<Vec<String>, AuditError> {
+    let rows =
+        sqlx::query("SELECT hash FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
+            .bind(to_i64(first))
+            .bind(to_i64(last))
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
+}
+
 /// The last sequence number covered by a checkpoint (0 if none).
 pub(crate) async fn last_checkpointed(db: &Db) -> Result<u64, AuditError> {
     let row = sqlx::query("SELECT MAX(last_seq) FROM audit_checkpoints")
@@ -132,42 +133,22 @@ pub(crate) async fn checkpoint_covering(
         .find(|c| c.first_seq <= seq && seq <= c.last_seq))
 }
 
-/// Inserts a checkpoint; `false` if another node already made the checkpoint for this range.
-pub(crate) async fn insert_checkpoint(db: &Db, c: &Checkpoint) -> Result<bool, AuditError> {
-    let result = sqlx::query(
-        "INSERT INTO audit_checkpoints \
-         (first_seq, last_seq, merkle_root, head_hash, created_at, signature, timestamp_token) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(to_i64(c.first_seq))
-    .bind(to_i64(c.last_seq))
-    .bind(&c.merkle_root)
-    .bind(&c.head_hash)
-    .bind(&c.created_at)
-    .bind(serde_json::to_string(&c.signature).expect("json"))
-    .bind(serde_json::to_string(&c.timestamp).expect("json"))
-    .execute(db.pool())
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// Appends records built by `build` from the current head, in one transaction. The head row
-/// is locked first (an UPDATE takes the write lock on both databases), so concurrent writers,
-/// even on other nodes, serialise here and the chain stays linear.
-pub(crate) async fn append_batch<F>(db: &Db, build: F) -> Result<Vec<AuditRecord>, AuditError>
-where
-    F: FnOnce(u64, &str) -> Vec<AuditRecord>,
-{
-    let mut tx = db.pool().begin().await?;
+/// Locks the head row (an UPDATE takes the write lock on both databases, so writers on every
+/// node serialise here and the chain stays linear) and reads it.
+async fn lock_head(tx: &mut Tx) -> Result<(u64, String), AuditError> {
     sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-    let head_seq = row.try_get::<i64, _>(0)? as u64;
-    let head_hash: String = row.try_get(1)?;
-    let records = build(head_seq, &head_hash);
+    Ok((row.try_get::<i64, _>(0)? as u64, row.try_get(1)?))
+}
+
+/// Inserts `records` and moves the head to the last of them.
+async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), AuditError> {
     for chunk in records.chunks(INSERT_CHUNK) {
         let sql = format!(
             "INSERT INTO audit_records \
@@ -186,15 +167,88 @@ where
                 .bind(&r.prev_hash)
                 .bind(&r.hash);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(&mut **tx).await?;
     }
     if let Some(last) = records.last() {
         sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(to_i64(last.seq))
             .bind(&last.hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
+    Ok(())
+}
+
+/// Appends `entries` after the current head in one transaction; returns the stored records.
+pub(crate) async fn append_batch(
+    db: &Db,
+    time: &str,
+    entries: &[&AuditEntry],
+) -> Result<Vec<AuditRecord>, AuditError> {
+    let mut tx = db.pool().begin().await?;
+    let (head_seq, head_hash) = lock_head(&mut tx).await?;
+    let records = chain(head_seq, &head_hash, time, entries);
+    insert_records(&mut tx, &records).await?;
     tx.commit().await?;
     Ok(records)
+}
+
+/// In one transaction under the head lock: signs (with `sign`) the records after the last
+/// checkpoint, stores the checkpoint and appends its record to the chain. `None` when nothing
+/// new is there to sign (the only record after the last checkpoint is that checkpoint's own).
+pub(crate) async fn append_checkpoint<F>(db: &Db, sign: F) -> Result<Option<Checkpoint>, AuditError>
+where
+    F: FnOnce(u64, u64, &[[u8; 32]], String) -> Result<Checkpoint, AuditError>,
+{
+    let mut tx = db.pool().begin().await?;
+    let (head_seq, head_hash) = lock_head(&mut tx).await?;
+    let row = sqlx::query("SELECT MAX(last_seq) FROM audit_checkpoints")
+        .fetch_one(&mut *tx)
+        .await?;
+    let covered = row.try_get::<Option<i64>, _>(0)?.unwrap_or(0) as u64;
+    let first = covered + 1;
+    let only_own_record = covered > 0 && head_seq <= first;
+    if head_seq < first || only_own_record {
+        return Ok(None);
+    }
+    let rows =
+        sqlx::query("SELECT hash FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
+            .bind(to_i64(first))
+            .bind(to_i64(head_seq))
+            .fetch_all(&mut *tx)
+            .await?;
+    let leaves: Vec<[u8; 32]> = rows
+        .iter()
+        .map(|r| {
+            r.try_get::<String, _>(0)
+                .ok()
+                .and_then(|h| decode_hash(&h))
+                .unwrap_or([0; 32])
+        })
+        .collect();
+    if leaves.len() as u64 != head_seq - first + 1 {
+        return Err(AuditError::InvalidEntry(
+            "audit records are missing below the chain head",
+        ));
+    }
+    let checkpoint = sign(first, head_seq, &leaves, head_hash.clone())?;
+    sqlx::query(
+        "INSERT INTO audit_checkpoints \
+         (first_seq, last_seq, merkle_root, head_hash, created_at, signature, timestamp_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(to_i64(checkpoint.first_seq))
+    .bind(to_i64(checkpoint.last_seq))
+    .bind(&checkpoint.merkle_root)
+    .bind(&checkpoint.head_hash)
+    .bind(&checkpoint.created_at)
+    .bind(serde_json::to_string(&checkpoint.signature).expect("json"))
+    .bind(serde_json::to_string(&checkpoint.timestamp).expect("json"))
+    .execute(&mut *tx)
+    .await?;
+    let entry = checkpoint_entry(first, head_seq, checkpoint.statement_hash());
+    let records = chain(head_seq, &head_hash, &checkpoint.created_at, &[&entry]);
+    insert_records(&mut tx, &records).await?;
+    tx.commit().await?;
+    Ok(Some(checkpoint))
 }

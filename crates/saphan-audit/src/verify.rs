@@ -7,6 +7,7 @@ use saphan_store::Db;
 
 use crate::checkpoint::CheckpointFault;
 use crate::record::decode_hash;
+use crate::record::CHECKPOINT_ACTION;
 use crate::{merkle, store, AuditError, AuditRecord, Checkpoint, GENESIS_HASH};
 
 /// What a successful verification covered.
@@ -112,6 +113,25 @@ impl Verifier {
                 ),
             );
         }
+        // Each checkpoint's record follows its range, and every checkpoint record has its
+        // checkpoint: so a removed checkpoint is named by the chain itself.
+        let closed = self
+            .next_checkpoint
+            .checked_sub(1)
+            .map(|i| &self.checkpoints[i]);
+        let is_checkpoint_record = record.action == CHECKPOINT_ACTION;
+        match closed.filter(|c| c.last_seq.checked_add(1) == Some(seq)) {
+            Some(c)
+                if !is_checkpoint_record
+                    || record.payload_hash != hex::encode(c.statement_hash()) =>
+            {
+                return fail(seq, format!("record {seq} should be the record of the {} but does not match it; the checkpoint or the record was altered", c.describe()));
+            }
+            None if is_checkpoint_record => {
+                return fail(seq, format!("record {seq} records a checkpoint ({}) that is missing; a checkpoint was removed", record.subject));
+            }
+            _ => {}
+        }
         self.prev_hash = computed;
         self.expected_seq += 1;
 
@@ -164,6 +184,19 @@ impl Verifier {
                 ),
             );
         }
+        if let Some(c) = self
+            .checkpoints
+            .last()
+            .filter(|c| c.last_seq == last && last > 0)
+        {
+            return fail(
+                last + 1,
+                format!(
+                    "the record of the {} is missing: the log was cut after record {last}",
+                    c.describe()
+                ),
+            );
+        }
         if let Some((head_seq, head_hash)) = head {
             if head_seq != last {
                 return fail(last + 1, format!("the chain head says the log ends at record {head_seq}, but the last record present is {last}; records were removed"));
@@ -172,11 +205,12 @@ impl Verifier {
                 return fail(last, format!("the chain head hash differs from record {last}'s hash; record {last} or the head was altered"));
             }
         }
-        let covered = self.checkpoints.last().map_or(0, |c| c.last_seq);
+        // The last checkpoint's own record is bound to its signed statement: not counted.
+        let covered = self.checkpoints.last().map_or(0, |c| c.last_seq + 1);
         Ok(VerifyReport {
             records: last,
             checkpoints: self.checkpoints.len() as u64,
-            unsigned_tail: last - covered,
+            unsigned_tail: last.saturating_sub(covered),
         })
     }
 }
@@ -192,8 +226,7 @@ pub async fn verify_database(
     mut progress: impl FnMut(u64, u64),
 ) -> VerifyOutcome {
     const PAGE: u32 = 5000;
-    let (head_seq, head_hash) = store::head(db).await?;
-    let checkpoints = store::read_checkpoints(db).await?;
+    let (head_seq, head_hash, checkpoints) = consistent_view(db).await?;
     let mut verifier = match Verifier::new(keys.clone(), checkpoints) {
         Ok(v) => v,
         Err(f) => return Ok(Err(f)),
@@ -203,12 +236,31 @@ pub async fn verify_database(
         let page = store::read_records(db, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for record in &page {
+        for record in page.iter().take_while(|r| r.seq <= head_seq) {
             if let Err(f) = verifier.feed(record) {
                 return Ok(Err(f));
             }
         }
         progress(verifier.records_seen(), head_seq);
+        if after >= head_seq {
+            break;
+        }
     }
     Ok(verifier.finish(Some((head_seq, &head_hash))))
+}
+
+/// The chain head and every checkpoint, read so that they agree: a checkpoint and its record
+/// commit together (moving the head), so if the head is the same before and after reading the
+/// checkpoints, no checkpoint was added in between. A checkpoint beyond that head is then
+/// evidence (a cut log), never a race, and is kept for the verifier to name.
+pub(crate) async fn consistent_view(db: &Db) -> Result<(u64, String, Vec<Checkpoint>), AuditError> {
+    let mut head = store::head(db).await?;
+    loop {
+        let checkpoints = store::read_checkpoints(db).await?;
+        let again = store::head(db).await?;
+        if again == head {
+            return Ok((head.0, head.1, checkpoints));
+        }
+        head = again;
+    }
 }

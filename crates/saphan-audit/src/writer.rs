@@ -11,8 +11,7 @@ use saphan_crypto::KeyStore;
 use saphan_store::Db;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::record::{decode_hash, record_hash};
-use crate::{merkle, store, AuditEntry, AuditError, AuditRecord, Checkpoint, Receipt};
+use crate::{merkle, store, AuditEntry, AuditError, Checkpoint, Receipt};
 
 type Ack = oneshot::Sender<Result<Receipt, AuditError>>;
 
@@ -208,11 +207,7 @@ async fn run_writer(
 async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Sender<u64>) {
     let time = saphan_core::clock::format_instant(time::OffsetDateTime::now_utc());
     let entries: Vec<&AuditEntry> = batch.iter().map(|(e, _)| e).collect();
-    let result = store::append_batch(db, |head_seq, head_hash| {
-        chain(head_seq, head_hash, &time, &entries)
-    })
-    .await;
-    match result {
+    match store::append_batch(db, &time, &entries).await {
         Ok(records) => {
             metrics::counter!("saphan_audit_records_total").increment(records.len() as u64);
             metrics::histogram!("saphan_audit_group_size").record(records.len() as f64);
@@ -237,39 +232,6 @@ async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Se
             }
         }
     }
-}
-
-/// Builds the records that follow `head`, each linked to the one before.
-fn chain(head_seq: u64, head_hash: &str, time: &str, entries: &[&AuditEntry]) -> Vec<AuditRecord> {
-    let mut prev = decode_hash(head_hash).unwrap_or(crate::GENESIS_HASH);
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let seq = head_seq + 1 + i as u64;
-            let hash = record_hash(
-                seq,
-                time,
-                &e.actor,
-                &e.action,
-                &e.subject,
-                &e.payload_hash,
-                &prev,
-            );
-            let record = AuditRecord {
-                seq,
-                time: time.to_string(),
-                actor: e.actor.clone(),
-                action: e.action.clone(),
-                subject: e.subject.clone(),
-                payload_hash: hex::encode(e.payload_hash),
-                prev_hash: hex::encode(prev),
-                hash: hex::encode(hash),
-            };
-            prev = hash;
-            record
-        })
-        .collect()
 }
 
 async fn run_checkpointer(
@@ -310,55 +272,17 @@ struct Signer {
 }
 
 impl Signer {
-    /// Signs everything not yet covered. If another node covered the same range first, looks
-    /// again: its checkpoint stands and only what remains gets a new one.
+    /// Signs everything not yet covered and appends the checkpoint's record, atomically.
     async fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
         let _one_at_a_time = self.lock.lock().await;
-        for _ in 0..3 {
-            match make_checkpoint(&self.db, &self.keys).await? {
-                Attempt::Made(c) => return Ok(Some(*c)),
-                Attempt::NothingToCover => return Ok(None),
-                Attempt::LostRace => continue,
-            }
+        let keys = &self.keys;
+        let made = store::append_checkpoint(&self.db, |first, last, leaves, head_hash| {
+            Checkpoint::sign(keys, first, last, merkle::merkle_root(leaves), head_hash)
+        })
+        .await?;
+        if made.is_some() {
+            metrics::counter!("saphan_audit_checkpoints_total").increment(1);
         }
-        Ok(None)
-    }
-}
-
-enum Attempt {
-    Made(Box<Checkpoint>),
-    NothingToCover,
-    LostRace,
-}
-
-/// Signs the records after the last checkpoint up to the current head.
-async fn make_checkpoint(db: &Db, keys: &KeyStore) -> Result<Attempt, AuditError> {
-    let first = store::last_checkpointed(db).await? + 1;
-    let (head_seq, head_hash) = store::head(db).await?;
-    if head_seq < first {
-        return Ok(Attempt::NothingToCover);
-    }
-    let hashes = store::read_hashes(db, first, head_seq).await?;
-    let leaves: Vec<[u8; 32]> = hashes
-        .iter()
-        .map(|h| decode_hash(h).unwrap_or([0; 32]))
-        .collect();
-    if leaves.len() as u64 != head_seq - first + 1 {
-        return Err(AuditError::InvalidEntry(
-            "audit records are missing below the chain head",
-        ));
-    }
-    let checkpoint = Checkpoint::sign(
-        keys,
-        first,
-        head_seq,
-        merkle::merkle_root(&leaves),
-        head_hash,
-    )?;
-    if store::insert_checkpoint(db, &checkpoint).await? {
-        metrics::counter!("saphan_audit_checkpoints_total").increment(1);
-        Ok(Attempt::Made(Box::new(checkpoint)))
-    } else {
-        Ok(Attempt::LostRace)
+        Ok(made)
     }
 }

@@ -53,11 +53,8 @@ async fn filled_log(db: &Db, n: u64) -> AuditLog {
         seqs.push(t.await.unwrap().seq);
     }
     seqs.sort();
-    assert_eq!(
-        seqs,
-        (1..=n).collect::<Vec<_>>(),
-        "every append gets a distinct seq"
-    );
+    seqs.dedup();
+    assert_eq!(seqs.len() as u64, n, "every append gets a distinct seq");
     log
 }
 
@@ -73,9 +70,13 @@ async fn concurrent_appends_chain_checkpoint_and_verify() {
         let log = filled_log(&db, 230).await;
         log.shutdown().await;
         let report = verify(&db).await.unwrap();
-        assert_eq!(report.records, 230);
-        assert_eq!(report.unsigned_tail, 0, "shutdown signs a final checkpoint");
         assert!(report.checkpoints >= 1);
+        assert_eq!(
+            report.records,
+            230 + report.checkpoints,
+            "each checkpoint adds its record"
+        );
+        assert_eq!(report.unsigned_tail, 0, "shutdown signs a final checkpoint");
         let after = log.append(AuditEntry::new("a", "b", "c", &1)).await;
         assert!(after.is_err(), "appends after shutdown fail");
     })
@@ -169,7 +170,7 @@ async fn tampering_with_checkpoints_and_signatures_is_detected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn removing_checkpoints_is_detected_or_reported_as_unsigned() {
+async fn removing_any_checkpoint_is_detected() {
     for_each_backend(|db| async move {
         let log = filled_log(&db, 60).await;
         for _ in 0..2 {
@@ -181,19 +182,32 @@ async fn removing_checkpoints_is_detected_or_reported_as_unsigned() {
         log.shutdown().await;
         let checkpoints = saphan_audit::read_checkpoints(&db).await.unwrap();
         assert!(checkpoints.len() >= 3);
-        let last_first = checkpoints.last().unwrap().first_seq;
+        verify(&db).await.unwrap();
 
-        // Removing the newest checkpoint leaves its records chained but unsigned: reported, and
-        // caught by comparing with an exported bundle or published checkpoint (documented limit).
+        // The newest: its record in the chain names it.
+        let newest = checkpoints.last().unwrap();
         exec(
             &db,
-            &format!("DELETE FROM audit_checkpoints WHERE first_seq = {last_first}"),
+            &format!(
+                "DELETE FROM audit_checkpoints WHERE first_seq = {}",
+                newest.first_seq
+            ),
         )
         .await;
-        let report = verify(&db).await.unwrap();
-        assert!(report.unsigned_tail >= 1);
+        let failure = verify(&db).await.unwrap_err();
+        assert_eq!(
+            failure.seq,
+            Some(newest.last_seq + 1),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains("checkpoint was removed"),
+            "{}",
+            failure.message
+        );
 
-        // Removing an earlier one breaks the tiling of the checkpoints.
+        // An earlier one: the checkpoints no longer tile the log.
         exec(&db, "DELETE FROM audit_checkpoints WHERE first_seq = 1").await;
         let failure = verify(&db).await.unwrap_err();
         assert!(
@@ -201,6 +215,57 @@ async fn removing_checkpoints_is_detected_or_reported_as_unsigned() {
             "{}",
             failure.message
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_the_log_after_a_checkpoint_is_detected() {
+    for_each_backend(|db| async move {
+        let log = filled_log(&db, 40).await;
+        let c = log.checkpoint_now().await.unwrap().unwrap();
+        log.shutdown().await;
+        // Remove the checkpoint's record and move the head back, as a careful forger would.
+        exec(
+            &db,
+            &format!("DELETE FROM audit_records WHERE seq > {}", c.last_seq),
+        )
+        .await;
+        exec(
+            &db,
+            &format!(
+                "UPDATE audit_head SET seq = {}, hash = '{}' WHERE id = 1",
+                c.last_seq, c.head_hash
+            ),
+        )
+        .await;
+        let failure = verify(&db).await.unwrap_err();
+        assert!(
+            failure.message.contains("log was cut"),
+            "{}",
+            failure.message
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_action_is_reserved() {
+    for_each_backend(|db| async move {
+        let log = filled_log(&db, 1).await;
+        let forged = log
+            .append(AuditEntry::new(
+                "mallory",
+                saphan_audit::CHECKPOINT_ACTION,
+                "checkpoint:1-1",
+                &0,
+            ))
+            .await;
+        assert!(matches!(
+            forged,
+            Err(saphan_audit::AuditError::InvalidEntry(_))
+        ));
+        log.shutdown().await;
     })
     .await;
 }
@@ -215,11 +280,11 @@ async fn bundles_verify_elsewhere_and_tampered_bundles_do_not() {
             saphan_audit::export_bundle(&db, &keys().public_keys(), &mut bundle, "test", |_, _| {})
                 .await
                 .unwrap();
-        assert_eq!(n, 150);
         let report = saphan_audit::verify_bundle(&bundle[..], "test", None, |_, _| {})
             .unwrap()
             .unwrap();
-        assert_eq!(report.records, 150);
+        assert_eq!(report.records, n);
+        assert_eq!(n, 150 + report.checkpoints);
 
         let text = String::from_utf8(bundle).unwrap();
         let tampered = text.replacen("setting:42\"", "setting:43\"", 1);
@@ -267,7 +332,7 @@ async fn two_writers_on_one_database_keep_one_chain() {
         a.shutdown().await;
         b.shutdown().await;
         let report = verify(&db).await.unwrap();
-        assert_eq!(report.records, 120);
+        assert_eq!(report.records, 120 + report.checkpoints);
     })
     .await;
 }
