@@ -70,11 +70,12 @@ impl InclusionProof {
         if decode_hash(&self.record.hash) != Some(computed) {
             return Err(format!("record {seq}: its contents do not match its hash"));
         }
-        if seq < c.first_seq
-            || seq > c.last_seq
-            || self.leaf_index != seq - c.first_seq
-            || self.tree_size != c.last_seq - c.first_seq + 1
-        {
+        let in_range = c.first_seq <= seq && seq <= c.last_seq;
+        let size = c
+            .last_seq
+            .checked_sub(c.first_seq)
+            .and_then(|d| d.checked_add(1));
+        if !in_range || self.leaf_index != seq - c.first_seq || Some(self.tree_size) != size {
             return Err(format!(
                 "record {seq} is not at the position the proof claims in {}",
                 c.describe()

@@ -53,7 +53,10 @@ impl Verifier {
         checkpoints.sort_by_key(|c| c.first_seq);
         let mut expected_first = 1;
         for c in &checkpoints {
-            if c.first_seq != expected_first || c.last_seq < c.first_seq {
+            if c.first_seq != expected_first
+                || c.last_seq < c.first_seq
+                || c.last_seq >= i64::MAX as u64
+            {
                 return fail(
                     c.first_seq,
                     format!(

@@ -141,8 +141,20 @@ pub enum ConfigError {
     Invalid { message: String },
 }
 
-/// Environment variables with the `SAPHAN_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["key_passphrase", "admin_token", "config"];
+/// The top-level keys read from `SAPHAN_*` variables. Other `SAPHAN_` variables (the
+/// passphrase, the admin token, test and benchmark settings) are not configuration and are left
+/// alone; a misspelt nested key (`SAPHAN_HTTP__BODY_LIMT`) is still refused.
+const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "listen",
+    "data_dir",
+    "public_url",
+    "key_passphrase_file",
+    "database",
+    "http",
+    "audit",
+    "log",
+];
 
 impl Config {
     /// Defaults, overlaid by `file` (if given), overlaid by `SAPHAN_*` environment variables.
@@ -158,7 +170,7 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("SAPHAN_").split("__").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            !NON_CONFIG_ENV.contains(&key.as_str()) && !key.starts_with("test_")
+            ENV_KEYS.contains(&key.split('.').next().unwrap_or(""))
         }));
         let config: Config = figment.extract().map_err(|e| ConfigError::Invalid {
             message: describe_figment_error(e),
@@ -267,6 +279,7 @@ mod tests {
             jail.set_env("SAPHAN_KEY_PASSPHRASE", "not a config key");
             jail.set_env("SAPHAN_ADMIN_TOKEN", "not a config key either");
             jail.set_env("SAPHAN_CONFIG", "saphan.toml");
+            jail.set_env("SAPHAN_BENCH_POSTGRES_URL", "postgres://elsewhere/x");
             let c = Config::load(Some(Path::new("saphan.toml"))).unwrap();
             assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/test");
             assert_eq!(c.http.body_limit_bytes, 4096);

@@ -21,6 +21,8 @@ pub enum ProblemKind {
     Internal,
     Unavailable,
     Timeout,
+    /// Any other status, kept exactly (RFC 9457 §3.1.3: `status` matches the response).
+    Status(u16),
 }
 
 impl ProblemKind {
@@ -38,6 +40,7 @@ impl ProblemKind {
             ProblemKind::Internal => 500,
             ProblemKind::Unavailable => 503,
             ProblemKind::Timeout => 504,
+            ProblemKind::Status(status) => status,
         }
     }
 }
@@ -71,7 +74,8 @@ impl Problem {
         self.kind.status()
     }
 
-    /// The problem that stands for any HTTP status when nothing more specific is known.
+    /// The problem that stands for an HTTP error status when nothing more specific is known; its
+    /// status is always `status`.
     pub fn for_status(status: u16) -> Problem {
         let (kind, slug, title) = match status {
             400 => (
@@ -118,7 +122,7 @@ impl Problem {
                 Text::new("ไม่รองรับชนิดข้อมูลที่ส่งมา", "This content type is not accepted"),
             ),
             422 => (
-                ProblemKind::BadRequest,
+                ProblemKind::Status(422),
                 "invalid-body",
                 Text::new("ข้อมูลที่ส่งมาไม่ถูกต้อง", "The request body is not valid"),
             ),
@@ -135,13 +139,34 @@ impl Problem {
                 "unavailable",
                 Text::new("ระบบยังไม่พร้อมให้บริการ", "The service is not available now"),
             ),
-            504 | 408 => (
+            504 => (
                 ProblemKind::Timeout,
                 "timeout",
                 Text::new("ใช้เวลานานเกินกำหนด", "The request took too long"),
             ),
-            _ => (
+            408 => (
+                ProblemKind::Status(408),
+                "request-timeout",
+                Text::new("ส่งคำขอช้าเกินกำหนด", "The request was not received in time"),
+            ),
+            400..=499 => (
+                ProblemKind::Status(status),
+                "client-error",
+                Text::new(
+                    "ไม่สามารถดำเนินการตามคำขอนี้ได้",
+                    "This request cannot be handled",
+                ),
+            ),
+            500 => (
                 ProblemKind::Internal,
+                "internal",
+                Text::new(
+                    "ระบบขัดข้อง โปรดลองใหม่ภายหลัง",
+                    "Something went wrong on our side",
+                ),
+            ),
+            _ => (
+                ProblemKind::Status(status),
                 "internal",
                 Text::new(
                     "ระบบขัดข้อง โปรดลองใหม่ภายหลัง",
@@ -150,5 +175,17 @@ impl Problem {
             ),
         };
         Problem::new(kind, slug, title)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Problem;
+
+    #[test]
+    fn generic_problems_keep_the_status_they_stand_for() {
+        for status in (400..=431).chain([451, 500, 501, 502, 503, 504, 507]) {
+            assert_eq!(Problem::for_status(status).status(), status);
+        }
     }
 }

@@ -1,11 +1,15 @@
 //! Redaction of personal data before anything reaches a log line.
 //!
 //! Logs travel further than databases (to log shippers, to support staff), so identifiers that
-//! point at a person are masked: runs of 13 digits (Thai national and juristic ids, with or
-//! without dashes), e-mail addresses and passport-like tokens in paths.
+//! point at a person are masked: any run of nine or more digits, dashes allowed between them
+//! (Thai national and juristic ids, phone numbers), and e-mail addresses, also when their `@` is
+//! percent-encoded. Capabilities whose paths carry other identifiers (passport numbers) keep
+//! them out of paths or redact them themselves.
 
 /// Masks personal identifiers in free text, keeping its shape so the line stays readable.
 pub fn redact(text: &str) -> String {
+    let decoded_at = text.replace("%40", "@").replace("%2540", "@");
+    let text = decoded_at.as_str();
     let mut out = String::with_capacity(text.len());
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;

@@ -56,9 +56,23 @@ impl StoreError {
     }
 }
 
-/// Hides the password in a database URL before it reaches a message.
+/// Hides the password in a database URL (userinfo or `password=` parameter) before it reaches a
+/// message.
 pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (url, query) = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            (base, format!("?{}", query.join("&")))
+        }
+        None => (url, String::new()),
+    };
+    let base = match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
@@ -67,7 +81,8 @@ pub(crate) fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
+    };
+    base + &query
 }
 
 impl Db {
@@ -181,6 +196,10 @@ mod tests {
         assert_eq!(
             redact_url("postgres://postgres@127.0.0.1/test"),
             "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(
+            redact_url("postgres://db/saphan?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/saphan?user=app&password=***&sslmode=require"
         );
     }
 

@@ -38,32 +38,62 @@ impl Migration {
     }
 }
 
+/// Whether the migration ledger exists: asked without DDL, so that status checks work under a
+/// read-only role.
+async fn ledger_exists(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> Result<bool, StoreError> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'saphan_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'saphan_migrations'"
+        }
+    };
+    let row = sqlx::query(sql).fetch_one(&mut *conn).await?;
+    Ok(row.try_get::<i64, _>(0)? > 0)
+}
+
+async fn status_on(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    known: &[Migration],
+) -> Result<SchemaStatus, StoreError> {
+    let applied: Vec<String> = if ledger_exists(conn, backend).await? {
+        sqlx::query("SELECT id FROM saphan_migrations ORDER BY position")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let pending = known
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a == m.id))
+        .map(|m| m.id)
+        .collect();
+    let unknown = applied
+        .iter()
+        .filter(|a| !known.iter().any(|m| m.id == a.as_str()))
+        .cloned()
+        .collect();
+    Ok(SchemaStatus {
+        applied,
+        pending,
+        unknown,
+    })
+}
+
 impl Db {
     /// What is applied, what is pending, and what the database has that `known` lacks.
     pub async fn schema_status(&self, known: &[Migration]) -> Result<SchemaStatus, StoreError> {
-        sqlx::raw_sql(LEDGER).execute(self.pool()).await?;
-        let applied: Vec<String> =
-            sqlx::query("SELECT id FROM saphan_migrations ORDER BY position")
-                .fetch_all(self.pool())
-                .await?
-                .iter()
-                .map(|row| row.get::<String, _>(0))
-                .collect();
-        let pending = known
-            .iter()
-            .filter(|m| !applied.iter().any(|a| a == m.id))
-            .map(|m| m.id)
-            .collect();
-        let unknown = applied
-            .iter()
-            .filter(|a| !known.iter().any(|m| m.id == a.as_str()))
-            .cloned()
-            .collect();
-        Ok(SchemaStatus {
-            applied,
-            pending,
-            unknown,
-        })
+        let mut conn = self.pool().acquire().await?;
+        status_on(&mut conn, self.backend(), known).await
     }
 
     /// Refuses a schema that is newer than `known` or still has pending migrations.
@@ -78,8 +108,9 @@ impl Db {
         Ok(())
     }
 
-    /// Applies every pending migration, each in its own transaction. Safe to run from several
-    /// nodes at once: on PostgreSQL an advisory lock serialises them; SQLite has one writer.
+    /// Applies every pending migration, each in its own transaction, all on one connection.
+    /// Safe to run from several nodes at once: on PostgreSQL an advisory lock serialises them;
+    /// SQLite has one writer.
     pub async fn migrate(&self, known: &[Migration]) -> Result<Vec<&'static str>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         if self.backend() == Backend::Postgres {
@@ -101,7 +132,8 @@ impl Db {
         conn: &mut sqlx::AnyConnection,
         known: &[Migration],
     ) -> Result<Vec<&'static str>, StoreError> {
-        let status = self.schema_status(known).await?;
+        sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
+        let status = status_on(conn, self.backend(), known).await?;
         if let Some(id) = status.unknown.first() {
             return Err(StoreError::SchemaTooNew(id.clone()));
         }

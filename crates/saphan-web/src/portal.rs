@@ -52,8 +52,11 @@ impl Templates {
         Templates { env }
     }
 
-    /// Renders `name` for `lang`; `path` is the page's own path for the language switch.
+    /// Renders `name` for `lang`; `path` is the page's own path for the language switch. A path
+    /// that could leave the site (`//host`, `/\\host`) becomes `/`.
     pub(crate) fn render(&self, name: &str, lang: Lang, path: &str, extra: Value) -> String {
+        let local = path.starts_with('/') && !path.starts_with("//") && !path.contains('\\');
+        let path = if local { path } else { "/" };
         let base = minijinja::context! { lang => lang.code(), path => path };
         let context = minijinja::context! { ..base, ..extra };
         self.env

@@ -9,7 +9,7 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 
 use crate::middleware::{self, REQUEST_ID};
 use crate::state::AppState;
@@ -47,20 +47,23 @@ pub(crate) fn with_edge_layers(routes: Router<AppState>, state: AppState) -> Rou
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let id = request
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                // Paths can carry national ids; logs get the redacted form only.
-                tracing::info_span!(
-                    "http",
-                    method = %request.method(),
-                    path = %saphan_core::redact::redact(request.uri().path()),
-                    request_id = %id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // Paths can carry national ids; logs get the redacted form only.
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        path = %saphan_core::redact::redact(request.uri().path()),
+                        request_id = %id,
+                    )
+                })
+                .on_request(DefaultOnRequest::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(axum::middleware::from_fn(middleware::security_headers))

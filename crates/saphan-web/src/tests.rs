@@ -227,6 +227,14 @@ async fn the_portal_speaks_thai_by_default_and_english_on_request() {
         .starts_with("text/html"));
     assert!(body.contains("Nothing was found"));
 
+    // The language switch on an error page never links off the site.
+    let offsite = Request::get("//evil.example")
+        .header(header::ACCEPT, "text/html")
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, body) = send(&app, offsite).await;
+    assert!(!body.contains("evil.example"), "{body}");
+
     let (s, h, _) = send(&app, get_req("/assets/fonts/sarabun-thai-400-normal.woff2")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CONTENT_TYPE], "font/woff2");

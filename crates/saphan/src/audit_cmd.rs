@@ -33,6 +33,7 @@ pub enum AuditCommand {
     },
     /// Write the inclusion proof of one record (JSON) to stdout or --out.
     Proof {
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
         seq: u64,
         #[arg(long)]
         out: Option<PathBuf>,
@@ -212,6 +213,9 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<ExitCode> {
                         proof.record.seq,
                         proof.checkpoint.describe()
                     );
+                    if trusted.is_none() {
+                        println!("note: signatures were checked with the keys inside the proof; pass --keys with keys obtained independently to rule out a forged proof");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(message) => {

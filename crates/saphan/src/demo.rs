@@ -59,9 +59,7 @@ fn write_demo_config(config: &Config) -> Result<()> {
         dir.display(),
         toml::to_string(&file_config).context("cannot describe the demo configuration")?
     );
-    std::fs::write(dir.join("saphan.toml"), text)
-        .with_context(|| format!("cannot write {}/saphan.toml", dir.display()))?;
-    Ok(())
+    platform::write_private_file(&dir.join("saphan.toml"), &text, true)
 }
 
 pub async fn run(options: DemoOptions) -> Result<()> {

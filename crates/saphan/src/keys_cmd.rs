@@ -32,7 +32,7 @@ pub enum KeysCommand {
         /// DNS names or IP addresses, for --kind tls.
         #[arg(long = "name")]
         names: Vec<String>,
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
         days: u32,
         /// The subject's public key (PEM SubjectPublicKeyInfo).
         #[arg(long)]

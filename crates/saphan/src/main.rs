@@ -37,10 +37,10 @@ enum Command {
     /// Run the demo platform on an embedded SQLite database, with demo data.
     Demo {
         /// Where the demo keeps its database, keys and tokens.
-        #[arg(long, default_value = "./saphan-data")]
+        #[arg(long, env = "SAPHAN_DATA_DIR", default_value = "./saphan-data")]
         data_dir: PathBuf,
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "SAPHAN_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Seed for the deterministic demo data.
         #[arg(long, default_value_t = 2018)]

@@ -71,8 +71,11 @@ pub fn admin_token(config: &Config) -> Result<Option<AdminToken>> {
     }
     let path = admin_token_path(config);
     match std::fs::read_to_string(&path) {
-        Ok(token) if !token.trim().is_empty() => Ok(Some(AdminToken::new(&token))),
-        Ok(_) => Ok(None),
+        Ok(token) if token.trim().len() >= 16 => Ok(Some(AdminToken::new(&token))),
+        Ok(_) => bail!(
+            "{} must hold a token of at least 16 characters",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -82,21 +85,35 @@ pub fn admin_token_path(config: &Config) -> PathBuf {
     config.data_dir.join("admin-token")
 }
 
-/// Writes `contents` to a new file readable by the owner only.
+/// Writes `contents` to a new file readable by the owner only; refuses to replace one.
 pub fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+    write_private_file(path, &format!("{contents}\n"), false)
+}
+
+/// Writes `contents` to `path`, readable by the owner only (it may hold a database password).
+/// With `replace`, an existing file is overwritten, and tightened to owner-only.
+pub fn write_private_file(path: &Path, contents: &str, replace: bool) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    if replace {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.write(true).create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
     file.sync_all()?;
     Ok(())
 }
