@@ -76,6 +76,7 @@ impl Problem {
 
     /// The problem that stands for an HTTP error status when nothing more specific is known; its
     /// status is always `status`.
+    #[allow(clippy::match_overlapping_arm)] // specific statuses first, then their class
     pub fn for_status(status: u16) -> Problem {
         let (kind, slug, title) = match status {
             400 => (

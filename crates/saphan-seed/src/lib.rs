@@ -2,8 +2,8 @@
 //!
 //! Every step is deterministic (its random generator is derived from the run's seed and the
 //! step's name, so adding a step never changes another's data), idempotent (a finished step is
-//! recorded in `saphan_seeds` and skipped next time; steps themselves write with upserts so a
-//! step interrupted half-way can simply run again), and reports progress on long work.
+//! recorded in `saphan_seeds` and skipped next time; a step that writes tables should use upserts
+//! so that one interrupted half-way can simply run again), and reports progress on long work.
 //! Capability crates contribute steps; the binary decides which run for `saphan demo`.
 //!
 //! This crate must never know what a step writes.

@@ -18,6 +18,31 @@ use crate::problem::ApiProblem;
 use crate::state::{AdminToken, AppState};
 
 const COOKIE: &str = "saphan_admin";
+/// Failed sign-ins a node records per minute. Beyond it, attempts are refused with 429 and only
+/// counted in a metric, so that anonymous guessing cannot flood the permanent audit log.
+const FAILURES_PER_MINUTE: u32 = 20;
+
+/// The node's budget of failed administrator sign-ins in the current minute.
+#[derive(Default)]
+pub(crate) struct FailureBudget {
+    window: std::sync::Mutex<(Option<std::time::Instant>, u32)>,
+}
+
+impl FailureBudget {
+    /// Whether another failure may be recorded now (and counts it).
+    fn take(&self) -> bool {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if window
+            .0
+            .is_none_or(|start| now.duration_since(start).as_secs() >= 60)
+        {
+            *window = (Some(now), 0);
+        }
+        window.1 += 1;
+        window.1 <= FAILURES_PER_MINUTE
+    }
+}
 const SESSION_SECS: i64 = 8 * 3600;
 
 /// The MAC over a session's expiry time, keyed by the admin token.
@@ -139,6 +164,14 @@ pub(crate) async fn login(
         return Err(ApiProblem::status(403));
     };
     let ok = token.matches(&form.token);
+    if !ok && !state.admin_failures.take() {
+        metrics::counter!("saphan_admin_signin_throttled_total").increment(1);
+        let mut response = ApiProblem::status(429).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Ok(response);
+    }
     let entry = AuditEntry::new(
         "admin-console",
         if ok {

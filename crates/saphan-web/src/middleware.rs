@@ -101,6 +101,7 @@ pub(crate) async fn problems(
             "error.html",
             lang,
             &path,
+            state.demo,
             minijinja::context! {
                 title => problem.0.title.get(lang),
                 detail => problem.0.detail.as_ref().map(|d: &Text| d.get(lang).to_owned()),

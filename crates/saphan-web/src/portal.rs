@@ -54,10 +54,17 @@ impl Templates {
 
     /// Renders `name` for `lang`; `path` is the page's own path for the language switch. A path
     /// that could leave the site (`//host`, `/\\host`) becomes `/`.
-    pub(crate) fn render(&self, name: &str, lang: Lang, path: &str, extra: Value) -> String {
+    pub(crate) fn render(
+        &self,
+        name: &str,
+        lang: Lang,
+        path: &str,
+        demo: bool,
+        extra: Value,
+    ) -> String {
         let local = path.starts_with('/') && !path.starts_with("//") && !path.contains('\\');
         let path = if local { path } else { "/" };
-        let base = minijinja::context! { lang => lang.code(), path => path };
+        let base = minijinja::context! { lang => lang.code(), path => path, demo => demo };
         let context = minijinja::context! { ..base, ..extra };
         self.env
             .get_template(name)
@@ -110,7 +117,7 @@ pub(crate) fn page(
 ) -> Response {
     let explicit = query.lang.as_deref().and_then(Lang::from_tag);
     let lang = explicit.unwrap_or_else(|| request_lang(headers, None));
-    let html = state.templates.render(name, lang, path, extra);
+    let html = state.templates.render(name, lang, path, state.demo, extra);
     let mut response = Html(html).into_response();
     if let Some(lang) = explicit {
         if let Ok(v) = HeaderValue::from_str(&format!(

@@ -47,6 +47,9 @@ pub struct AppState {
     pub(crate) templates: Arc<Templates>,
     /// Migration ids this build knows, for the admin console's schema line.
     pub known_migrations: usize,
+    /// A demo platform says so on every page.
+    pub demo: bool,
+    pub(crate) admin_failures: Arc<crate::admin::FailureBudget>,
 }
 
 impl AppState {
@@ -68,6 +71,8 @@ impl AppState {
             services: Arc::new(services),
             templates: Arc::new(Templates::new()),
             known_migrations,
+            demo: false,
+            admin_failures: Arc::new(crate::admin::FailureBudget::default()),
         }
     }
 }

@@ -36,14 +36,12 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-async fn fixture(config: Config) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let db = Db::connect(&url, 4, Duration::from_secs(5)).await.unwrap();
+/// The web state over `db` (migrated here), with the test admin token.
+async fn state_on(db: Db, config: Config) -> AppState {
     db.migrate(saphan_audit::MIGRATIONS).await.unwrap();
     let keys = keys();
     let audit = AuditLog::start(db.clone(), keys.clone(), &config.audit);
-    let state = AppState::new(
+    AppState::new(
         config,
         db,
         keys,
@@ -51,7 +49,15 @@ async fn fixture(config: Config) -> Fixture {
         Some(AdminToken::new(TOKEN)),
         Vec::new(),
         1,
-    );
+    )
+}
+
+/// A state on a fresh SQLite file, for tests of the HTTP edge that do not depend on the database.
+async fn fixture(config: Config) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let db = Db::connect(&url, 4, Duration::from_secs(5)).await.unwrap();
+    let state = state_on(db, config).await;
     Fixture { state, _dir: dir }
 }
 
@@ -102,13 +108,24 @@ async fn health_readiness_metrics_and_openapi() {
 }
 
 #[tokio::test]
-async fn readiness_fails_with_a_problem_when_the_database_is_gone() {
-    let (app, f) = app().await;
-    f.state.db.close().await;
-    let (s, h, body) = send(&app, get_req("/readyz")).await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
-    assert!(body.contains("/problems/database-unavailable"), "{body}");
+async fn readiness_follows_the_database() {
+    saphan_store::testing::for_each_backend(|db| async move {
+        let state = state_on(db.clone(), Config::default()).await;
+        let app = crate::router(state);
+        let (s, _, body) = send(&app, get_req("/readyz")).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let backend = match db.backend() {
+            saphan_store::Backend::Sqlite => "sqlite",
+            saphan_store::Backend::Postgres => "postgres",
+        };
+        assert!(body.contains(backend), "{body}");
+        db.close().await;
+        let (s, h, body) = send(&app, get_req("/readyz")).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
+        assert!(body.contains("/problems/database-unavailable"), "{body}");
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -242,7 +259,19 @@ async fn the_portal_speaks_thai_by_default_and_english_on_request() {
 
 #[tokio::test]
 async fn the_admin_console_is_closed_without_the_token() {
-    let (app, f) = app().await;
+    saphan_store::testing::for_each_backend(|db| async move {
+        admin_console_on(db).await;
+    })
+    .await;
+}
+
+async fn admin_console_on(db: Db) {
+    let state = state_on(db, Config::default()).await;
+    let app = crate::router(state.clone());
+    let f = Fixture {
+        state,
+        _dir: tempfile::tempdir().unwrap(),
+    };
     let (s, _, body) = send(&app, get_req("/admin?lang=en")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(body.contains("Administrator token") && !body.contains("Platform keys"));
@@ -313,4 +342,51 @@ async fn public_keys_and_ca_are_published() {
     let (s, _, body) = send(&app, get_req("/api/v1/platform/ca.pem")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(body.starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_before_they_flood_the_audit_log() {
+    let (app, f) = app().await;
+    let wrong = || {
+        Request::post("/admin/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("token=guess"))
+            .unwrap()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..22 {
+        statuses.push(send(&app, wrong()).await.0);
+    }
+    assert!(
+        statuses[..20]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[21], StatusCode::TOO_MANY_REQUESTS);
+    let records = saphan_audit::read_records(&f.state.db, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.action == "admin.sign-in-failed")
+            .count(),
+        20
+    );
+}
+
+#[tokio::test]
+async fn only_the_demo_says_it_is_a_demo() {
+    let (app, f) = app().await;
+    assert!(!send(&app, get_req("/?lang=en"))
+        .await
+        .2
+        .contains("synthetic demonstration data"));
+    let mut demo = f.state.clone();
+    demo.demo = true;
+    assert!(send(&crate::router(demo), get_req("/?lang=en"))
+        .await
+        .2
+        .contains("synthetic demonstration data"));
 }

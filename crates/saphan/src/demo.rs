@@ -99,7 +99,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     }
     let admin_token = platform::admin_token(&config)?;
 
-    let platform = Platform::open(config, keys).await?;
+    let mut platform = Platform::open(config, keys).await?;
+    platform.demo = true;
     let outcomes = Seeder::new(platform.db.clone(), options.seed)
         .show_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .provide(Arc::new(platform.audit.clone()))

@@ -147,6 +147,8 @@ pub fn portal_services() -> Vec<PortalService> {
 
 /// A running platform: what `serve` and `demo` share.
 pub struct Platform {
+    /// Serving the laptop demo: pages carry the demo banner.
+    pub demo: bool,
     pub config: Config,
     pub db: Db,
     pub keys: Arc<KeyStore>,
@@ -161,6 +163,7 @@ impl Platform {
         let keys = Arc::new(keys);
         let audit = AuditLog::start(db.clone(), keys.clone(), &config.audit);
         Ok(Platform {
+            demo: false,
             config,
             db,
             keys,
@@ -169,7 +172,7 @@ impl Platform {
     }
 
     pub fn app_state(&self, admin_token: Option<AdminToken>) -> AppState {
-        AppState::new(
+        let mut state = AppState::new(
             self.config.clone(),
             self.db.clone(),
             self.keys.clone(),
@@ -177,7 +180,9 @@ impl Platform {
             admin_token,
             portal_services(),
             migrations().len(),
-        )
+        );
+        state.demo = self.demo;
+        state
     }
 
     /// Serves HTTP until SIGINT/SIGTERM, then drains requests and the audit log.
