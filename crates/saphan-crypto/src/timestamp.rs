@@ -73,9 +73,112 @@ fn signing_certificate_v2(cert_der: &[u8]) -> Result<Attribute, CryptoError> {
     })
 }
 
+/// Why a time-stamp request is refused (RFC 3161 §2.4.2, PKIFailureInfo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    BadAlg,
+    BadDataFormat,
+    UnacceptedPolicy,
+    UnacceptedExtension,
+    SystemFailure,
+}
+
+impl Refusal {
+    /// The PKIFailureInfo bit (RFC 3161 §2.4.2).
+    fn bit(self) -> usize {
+        match self {
+            Refusal::BadAlg => 0,
+            Refusal::BadDataFormat => 5,
+            Refusal::UnacceptedPolicy => 15,
+            Refusal::UnacceptedExtension => 16,
+            Refusal::SystemFailure => 25,
+        }
+    }
+}
+
+/// `TimeStampResp { PKIStatusInfo { status rejection(2), failInfo } }`, encoded here because
+/// cmpv2 0.2's PKIFailureInfo flags are positions used as masks (badAlg would encode as no bit).
+/// A named-bit BIT STRING in DER keeps bits up to the last one set: bit n is 0x80 >> (n % 8) of
+/// byte n / 8, and the unused-bits count pads the last byte.
+fn rejection(refusal: Refusal) -> Vec<u8> {
+    let bit = refusal.bit();
+    let mut bits = vec![0u8; bit / 8 + 1];
+    bits[bit / 8] = 0x80 >> (bit % 8);
+    let mut fail_info = vec![0x03, (bits.len() + 1) as u8, (7 - bit % 8) as u8];
+    fail_info.extend(bits);
+    let mut status_info = vec![0x30, (3 + fail_info.len()) as u8, 0x02, 0x01, 0x02];
+    status_info.extend(fail_info);
+    let mut response = vec![0x30, status_info.len() as u8];
+    response.extend(status_info);
+    response
+}
+
 impl KeyStore {
     /// Stamps a SHA-256 imprint with the current time.
     pub fn time_stamp(&self, imprint: &[u8; 32]) -> Result<TimeStampToken, CryptoError> {
+        let token = self
+            .sign_time_stamp(imprint, None, true)?
+            .to_der()
+            .map_err(malformed)?;
+        Ok(TimeStampToken {
+            token: crate::b64url(&token),
+        })
+    }
+
+    /// Answers a DER `TimeStampReq` with a DER `TimeStampResp` (RFC 3161 §2.4): a token for a
+    /// SHA-256 imprint, echoing the nonce and carrying the certificate if asked; otherwise a
+    /// rejection with the failure reason. Never fails on the request's content.
+    pub fn answer_time_stamp_request(&self, request: &[u8]) -> Vec<u8> {
+        use cmpv2::status::{PkiStatus, PkiStatusInfo};
+        let outcome = x509_tsp::TimeStampReq::from_der(request)
+            .map_err(|_| Refusal::BadDataFormat)
+            .and_then(|req| self.grant(&req));
+        match outcome {
+            Ok(token) => x509_tsp::TimeStampResp {
+                status: PkiStatusInfo {
+                    status: PkiStatus::Accepted,
+                    status_string: None,
+                    fail_info: None,
+                },
+                time_stamp_token: Some(token),
+            }
+            .to_der()
+            .expect("a TimeStampResp of our own making encodes"),
+            Err(refusal) => rejection(refusal),
+        }
+    }
+
+    fn grant(&self, req: &x509_tsp::TimeStampReq) -> Result<ContentInfo, Refusal> {
+        let imprint = &req.message_imprint;
+        let params_absent_or_null = imprint
+            .hash_algorithm
+            .parameters
+            .as_ref()
+            .is_none_or(|p| p.tag() == Tag::Null);
+        if imprint.hash_algorithm.oid != ID_SHA256 || !params_absent_or_null {
+            return Err(Refusal::BadAlg);
+        }
+        let digest: [u8; 32] = imprint
+            .hashed_message
+            .as_bytes()
+            .try_into()
+            .map_err(|_| Refusal::BadDataFormat)?;
+        if req.req_policy.is_some_and(|p| p.to_string() != TSA_POLICY) {
+            return Err(Refusal::UnacceptedPolicy);
+        }
+        if req.extensions.is_some() {
+            return Err(Refusal::UnacceptedExtension);
+        }
+        self.sign_time_stamp(&digest, req.nonce.clone(), req.cert_req)
+            .map_err(|_| Refusal::SystemFailure)
+    }
+
+    fn sign_time_stamp(
+        &self,
+        imprint: &[u8; 32],
+        nonce: Option<Int>,
+        include_certificate: bool,
+    ) -> Result<ContentInfo, CryptoError> {
         let key = self.active(KeyPurpose::TimeStamping, KeyAlg::ES256)?;
         let crate::keystore::SecretKey::P256(secret) = &key.secret else {
             return Err(CryptoError::NoActiveKey("time-stamping ES256".into()));
@@ -102,7 +205,7 @@ impl KeyStore {
                 .map_err(malformed)?,
             accuracy: None,
             ordering: false,
-            nonce: None,
+            nonce,
             tsa: None,
             extensions: None,
         };
@@ -124,20 +227,20 @@ impl KeyStore {
         signer_info
             .add_signed_attribute(signing_certificate_v2(&cert_der)?)
             .map_err(malformed)?;
-        let token = SignedDataBuilder::new(&content)
+        let mut builder = SignedDataBuilder::new(&content);
+        builder
             .add_digest_algorithm(sha256_algorithm())
-            .map_err(malformed)?
-            .add_certificate(CertificateChoices::Certificate(cert))
-            .map_err(malformed)?
+            .map_err(malformed)?;
+        if include_certificate {
+            builder
+                .add_certificate(CertificateChoices::Certificate(cert))
+                .map_err(malformed)?;
+        }
+        builder
             .add_signer_info::<_, p256::ecdsa::DerSignature>(signer_info)
             .map_err(malformed)?
             .build()
-            .map_err(malformed)?
-            .to_der()
-            .map_err(malformed)?;
-        Ok(TimeStampToken {
-            token: crate::b64url(&token),
-        })
+            .map_err(malformed)
     }
 }
 
@@ -290,6 +393,19 @@ impl TimeStampToken {
 mod tests {
     use super::*;
     use crate::Passphrase;
+
+    #[test]
+    fn rejections_encode_their_failure_bit() {
+        // badAlg (bit 0) and systemFailure (bit 25), checked against hand-encoded DER.
+        assert_eq!(
+            rejection(Refusal::BadAlg),
+            [0x30, 0x09, 0x30, 0x07, 0x02, 0x01, 0x02, 0x03, 0x02, 0x07, 0x80]
+        );
+        assert_eq!(
+            rejection(Refusal::SystemFailure),
+            [0x30, 0x0c, 0x30, 0x0a, 0x02, 0x01, 0x02, 0x03, 0x05, 0x06, 0x00, 0x00, 0x00, 0x40]
+        );
+    }
 
     #[test]
     fn tokens_verify_and_detect_tampering() {

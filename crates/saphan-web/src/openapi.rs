@@ -19,11 +19,12 @@ use utoipa::OpenApi;
         crate::system::public_keys,
         crate::system::jwks,
         crate::system::ca_certificate,
+        crate::system::timestamp,
     ),
     components(schemas(crate::problem::ProblemDocument, crate::system::Health)),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this description"),
-        (name = "platform", description = "The platform's public keys and certificate authority"),
+        (name = "platform", description = "The platform's public keys, certificate authority and time-stamping authority"),
     )
 )]
 struct ApiDoc;

@@ -35,6 +35,7 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/platform/keys", get(system::public_keys))
         .route("/api/v1/platform/jwks.json", get(system::jwks))
         .route("/api/v1/platform/ca.pem", get(system::ca_certificate))
+        .route("/api/v1/platform/timestamp", post(system::timestamp))
         .route("/admin", get(admin::console))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))

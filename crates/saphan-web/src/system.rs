@@ -161,3 +161,44 @@ pub(crate) async fn ca_certificate(State(state): State<AppState>) -> Result<Resp
         .map_err(|e| ApiProblem(e.problem()))?;
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
 }
+
+const TIMESTAMP_QUERY: &str = "application/timestamp-query";
+/// A TimeStampReq is well under 1 KiB; more is not a time-stamp query.
+const TIMESTAMP_QUERY_LIMIT: usize = 8 * 1024;
+
+/// The platform's time-stamping authority, RFC 3161 over HTTP (§3.4): a DER TimeStampReq in,
+/// a DER TimeStampResp out. A request the authority cannot grant (another hash algorithm or
+/// policy, extensions) is answered in-band with a rejection and its reason, as RFC 3161 says.
+#[utoipa::path(post, path = "/api/v1/platform/timestamp", tag = "platform",
+    request_body(content = String, content_type = "application/timestamp-query",
+        description = "DER TimeStampReq (RFC 3161 §2.4.1) with a SHA-256 message imprint"),
+    responses(
+        (status = 200, description = "DER TimeStampResp (RFC 3161 §2.4.2): a token, or a rejection with its failure info", body = String, content_type = "application/timestamp-reply"),
+        (status = 413, description = "The query is larger than a time-stamp query can be", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/timestamp-query", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn timestamp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiProblem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.split(';').next().map(str::trim) != Some(TIMESTAMP_QUERY) {
+        return Err(ApiProblem::status(415).with_detail(saphan_core::Text::new(
+            "ส่งคำขอประทับเวลาเป็น application/timestamp-query (RFC 3161)",
+            "Send the time-stamp request as application/timestamp-query (RFC 3161)",
+        )));
+    }
+    if body.len() > TIMESTAMP_QUERY_LIMIT {
+        return Err(ApiProblem::status(413));
+    }
+    let reply = state.keys.answer_time_stamp_request(&body);
+    metrics::counter!("saphan_tsa_requests_total").increment(1);
+    Ok((
+        [(header::CONTENT_TYPE, "application/timestamp-reply")],
+        reply,
+    )
+        .into_response())
+}

@@ -390,3 +390,140 @@ async fn only_the_demo_says_it_is_a_demo() {
         .2
         .contains("synthetic demonstration data"));
 }
+
+/// OpenSSL as an independent RFC 3161 client: it makes the queries and verifies the replies.
+#[tokio::test]
+async fn the_time_stamping_authority_answers_openssl() {
+    let (app, f) = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is installed");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let keys = f.state.keys.public_keys();
+    let cert = |purpose| {
+        keys.keys
+            .iter()
+            .find(|k| k.purpose == purpose && k.status == saphan_crypto::KeyStatus::Active)
+            .and_then(|k| k.certificate_pem.clone())
+            .unwrap()
+    };
+    std::fs::write(
+        path("ca.pem"),
+        cert(saphan_crypto::KeyPurpose::CertificateAuthority),
+    )
+    .unwrap();
+    std::fs::write(
+        path("tsa.pem"),
+        cert(saphan_crypto::KeyPurpose::TimeStamping),
+    )
+    .unwrap();
+    std::fs::write(path("data.txt"), "ข้อมูลที่ต้องการประทับเวลา / data to stamp").unwrap();
+
+    let ask = |query: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            let request = Request::post("/api/v1/platform/timestamp")
+                .header(header::CONTENT_TYPE, "application/timestamp-query")
+                .body(Body::from(query))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/timestamp-reply"
+            );
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        }
+    };
+
+    // With and without the TSA certificate requested; OpenSSL adds a nonce and checks it.
+    for cert_flag in [Some("-cert"), None] {
+        let query_path = path("q.tsq");
+        let data_path = path("data.txt");
+        let mut args = vec![
+            "ts",
+            "-query",
+            "-data",
+            &data_path,
+            "-sha256",
+            "-out",
+            &query_path,
+        ];
+        args.extend(cert_flag);
+        let (ok, text) = openssl(&args);
+        assert!(ok, "{text}");
+        let reply = ask(std::fs::read(&query_path).unwrap()).await;
+        std::fs::write(path("r.tsr"), reply).unwrap();
+        let (ok, text) = openssl(&[
+            "ts",
+            "-verify",
+            "-queryfile",
+            &query_path,
+            "-in",
+            &path("r.tsr"),
+            "-CAfile",
+            &path("ca.pem"),
+            "-untrusted",
+            &path("tsa.pem"),
+        ]);
+        assert!(
+            ok && text.contains("Verification: OK"),
+            "{cert_flag:?}: {text}"
+        );
+        let (_, text) = openssl(&["ts", "-reply", "-in", &path("r.tsr"), "-text"]);
+        assert!(
+            text.contains("Status: Granted") && text.contains("1.3.6.1.5.5.7.13.1"),
+            "{text}"
+        );
+    }
+
+    // SHA-1 is refused in-band, with the reason.
+    let (ok, text) = openssl(&[
+        "ts",
+        "-query",
+        "-data",
+        &path("data.txt"),
+        "-sha1",
+        "-out",
+        &path("sha1.tsq"),
+    ]);
+    assert!(ok, "{text}");
+    std::fs::write(
+        path("sha1.tsr"),
+        ask(std::fs::read(path("sha1.tsq")).unwrap()).await,
+    )
+    .unwrap();
+    let (_, text) = openssl(&["ts", "-reply", "-in", &path("sha1.tsr"), "-text"]);
+    assert!(
+        text.contains("Status: Rejected") && text.contains("unrecognized or unsupported algorithm"),
+        "{text}"
+    );
+
+    // Garbage is a rejection too, never a crash; the wrong content type is a problem.
+    let reply = ask(b"not DER".to_vec()).await;
+    std::fs::write(path("junk.tsr"), reply).unwrap();
+    let (_, text) = openssl(&["ts", "-reply", "-in", &path("junk.tsr"), "-text"]);
+    assert!(text.contains("Status: Rejected"), "{text}");
+    let wrong = Request::post("/api/v1/platform/timestamp")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (s, h, _) = send(&app, wrong).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
+}
