@@ -1,17 +1,13 @@
 //! `saphan demo` creates what is missing, seeds once, and reuses everything on the next start.
 
-use std::process::Command;
+mod common;
+
+use common::saphan;
 
 fn demo(dir: &std::path::Path) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_saphan"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SAPHAN_") {
-            c.env_remove(key);
-        }
-    }
-    c.args(["demo", "--no-serve", "--data-dir"])
+    saphan()
+        .args(["demo", "--no-serve", "--data-dir"])
         .arg(dir)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap()
 }
@@ -70,7 +66,7 @@ fn a_second_start_reuses_the_data() {
     }
 
     // The operator commands reach the demo through the configuration it wrote.
-    let verify = Command::new(env!("CARGO_BIN_EXE_saphan"))
+    let verify = saphan()
         .arg("--config")
         .arg(data.join("saphan.toml"))
         .args(["audit", "verify"])

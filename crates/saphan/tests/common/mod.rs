@@ -73,15 +73,9 @@ impl Node {
 
     /// `saphan --config <node>/saphan.toml ARGS`, with the passphrase in the environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_saphan"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SAPHAN_") {
-                c.env_remove(key);
-            }
-        }
+        let mut c = saphan();
         c.arg("--config").arg(self.config_path()).args(args);
         c.env("SAPHAN_KEY_PASSPHRASE", PASSPHRASE);
-        c.env("RUST_LOG", "warn");
         c
     }
 
@@ -100,6 +94,18 @@ impl Node {
             pg.drop_now().await;
         }
     }
+}
+
+/// The `saphan` binary with none of the caller's `SAPHAN_*` variables, quiet logs.
+pub fn saphan() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_saphan"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SAPHAN_") {
+            c.env_remove(key);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
 }
 
 pub fn assert_success(out: &Output) {
