@@ -37,7 +37,14 @@ pub async fn export_bundle(
     name: &str,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, AuditError> {
-    let (head_seq, head_hash, checkpoints) = crate::verify::consistent_view(db).await?;
+    let store::Snapshot {
+        head_seq,
+        head_hash,
+        last_stored,
+        checkpoints,
+    } = store::snapshot(db).await?;
+    // Everything stored goes out, also past a head that was moved back: the verifier names it.
+    let until = head_seq.max(last_stored);
     let header = BundleHeader {
         format: BUNDLE_FORMAT.into(),
         exported_at: saphan_core::clock::format_instant(time::OffsetDateTime::now_utc()),
@@ -49,15 +56,15 @@ pub async fn export_bundle(
     write_line(out, &header, name)?;
     let mut after = 0;
     let mut written = 0;
-    while after < head_seq {
+    while after < until {
         let page = store::read_records(db, after, 5000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for record in page.iter().take_while(|r| r.seq <= head_seq) {
+        for record in page.iter().take_while(|r| r.seq <= until) {
             write_line(out, record, name)?;
             written += 1;
         }
-        progress(written, head_seq);
+        progress(written, until);
     }
     out.flush().map_err(|e| bundle_error(name, e))?;
     Ok(written)
@@ -65,10 +72,12 @@ pub async fn export_bundle(
 
 /// Verifies a bundle read from `input`. With `trusted` keys, signatures must verify under them;
 /// otherwise under the keys the bundle carries.
+/// `tail` bounds the unsigned tail; with `now: None` its age is measured at the export time.
 pub fn verify_bundle(
     input: impl BufRead,
     name: &str,
     trusted: Option<&PublicKeySet>,
+    tail: Option<crate::TailPolicy>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, AuditError> {
     let mut lines = input.lines();
@@ -85,8 +94,15 @@ pub fn verify_bundle(
         ));
     }
     let keys = trusted.cloned().unwrap_or(header.public_keys);
+    // An exported bundle is judged as of its export: the tail could not have been signed later.
+    let tail = tail.map(|mut policy| {
+        if let Ok(exported) = saphan_core::clock::parse_instant(&header.exported_at) {
+            policy.now = policy.now.min(exported);
+        }
+        policy
+    });
     let mut verifier = match Verifier::new(keys, header.checkpoints) {
-        Ok(v) => v,
+        Ok(v) => v.with_tail_policy(tail),
         Err(f) => return Ok(Err(f)),
     };
     for (index, line) in lines.enumerate() {

@@ -24,7 +24,7 @@ pub use merkle::{inclusion_path, merkle_root, root_from_inclusion_path};
 pub use proof::{inclusion_proof, InclusionProof};
 pub use record::{AuditEntry, AuditRecord, Receipt, CHECKPOINT_ACTION, GENESIS_HASH};
 pub use store::{head, read_checkpoints, read_records};
-pub use verify::{verify_database, Verifier, VerifyFailure, VerifyReport};
+pub use verify::{verify_database, TailPolicy, Verifier, VerifyFailure, VerifyReport};
 pub use writer::{AuditLog, GroupStats};
 
 use saphan_core::{Problem, ProblemKind, Text};

@@ -186,3 +186,18 @@ pub(crate) fn chain(
         })
         .collect()
 }
+
+/// Whether `record` is exactly the record `checkpoint_entry` makes for `checkpoint`: every field
+/// is determined by the signed checkpoint, so none can be changed unnoticed.
+pub(crate) fn is_record_of(record: &AuditRecord, checkpoint: &crate::Checkpoint) -> bool {
+    let expected = checkpoint_entry(
+        checkpoint.first_seq,
+        checkpoint.last_seq,
+        checkpoint.statement_hash(),
+    );
+    record.actor == expected.actor
+        && record.action == expected.action
+        && record.subject == expected.subject
+        && record.payload_hash == hex::encode(expected.payload_hash)
+        && record.time == checkpoint.created_at
+}

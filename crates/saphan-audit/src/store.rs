@@ -62,12 +62,16 @@ pub(crate) async fn read_record(db: &Db, seq: u64) -> Result<Option<AuditRecord>
 /// A checkpoint whose stored JSON no longer parses is returned with empty signatures so that the
 /// verifier reports it as tampered rather than failing to read the log.
 pub async fn read_checkpoints(db: &Db) -> Result<Vec<Checkpoint>, AuditError> {
-    let rows = sqlx::query(
-        "SELECT first_seq, last_seq, merkle_root, head_hash, created_at, signature, timestamp_token \
-         FROM audit_checkpoints ORDER BY first_seq",
-    )
-    .fetch_all(db.pool())
-    .await?;
+    let mut conn = db.pool().acquire().await?;
+    checkpoints_on(&mut conn).await
+}
+
+const CHECKPOINTS: &str =
+    "SELECT first_seq, last_seq, merkle_root, head_hash, created_at, signature, \
+     timestamp_token FROM audit_checkpoints ORDER BY first_seq";
+
+async fn checkpoints_on(conn: &mut sqlx::AnyConnection) -> Result<Vec<Checkpoint>, AuditError> {
+    let rows = sqlx::query(CHECKPOINTS).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             let signature: String = row.try_get(5)?;
@@ -78,12 +82,55 @@ pub async fn read_checkpoints(db: &Db) -> Result<Vec<Checkpoint>, AuditError> {
                 merkle_root: row.try_get(2)?,
                 head_hash: row.try_get(3)?,
                 created_at: row.try_get(4)?,
-                signature: serde_json::from_str(&signature).unwrap_or_else(|_| broken_signature()),
-                timestamp: serde_json::from_str(&timestamp).unwrap_or_else(|_| broken_timestamp()),
+                signature: canonical_json(&signature).unwrap_or_else(broken_signature),
+                timestamp: canonical_json(&timestamp).unwrap_or_else(broken_timestamp),
             })
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+/// The log's state at one instant, for verification and export.
+pub(crate) struct Snapshot {
+    pub head_seq: u64,
+    pub head_hash: String,
+    /// The highest seq stored; above `head_seq` only if someone moved the head back.
+    pub last_stored: u64,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Reads the head, the highest stored record and every checkpoint in one transaction, so they
+/// agree (PostgreSQL: REPEATABLE READ; SQLite in WAL mode reads one snapshot per transaction).
+pub(crate) async fn snapshot(db: &Db) -> Result<Snapshot, AuditError> {
+    let mut tx = db.pool().begin().await?;
+    if db.backend() == saphan_store::Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let (head_seq, head_hash) = (row.try_get::<i64, _>(0)? as u64, row.try_get(1)?);
+    let row = sqlx::query("SELECT MAX(seq) FROM audit_records")
+        .fetch_one(&mut *tx)
+        .await?;
+    let last_stored = row.try_get::<Option<i64>, _>(0)?.unwrap_or(0) as u64;
+    let checkpoints = checkpoints_on(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Snapshot {
+        head_seq,
+        head_hash,
+        last_stored,
+        checkpoints,
+    })
+}
+
+/// Parses a stored JSON column only if it is exactly as we write it: any other spelling of the
+/// same value (spaces, extra fields, reordered keys) means someone edited the column.
+fn canonical_json<T: serde::Serialize + serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    let value: T = serde_json::from_str(text).ok()?;
+    (serde_json::to_string(&value).ok()? == text).then_some(value)
 }
 
 fn broken_signature() -> saphan_crypto::Signature {

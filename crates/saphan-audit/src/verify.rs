@@ -42,6 +42,45 @@ pub struct Verifier {
     expected_seq: u64,
     prev_hash: [u8; 32],
     leaves: Vec<[u8; 32]>,
+    tail: Option<TailPolicy>,
+    /// The first record not covered by any checkpoint, with its time.
+    first_unsigned: Option<(u64, String)>,
+}
+
+/// How much of the log an honest platform leaves unsigned: checkpoints come every N records or
+/// T seconds, so a longer or older unsigned tail means checkpoints were removed (or every node
+/// stopped uncleanly, which an operator with the keys fixes with `saphan audit checkpoint`).
+/// Without such a bound, someone who can write to the database could strip checkpoints from the
+/// end one by one and rewrite what they had signed.
+#[derive(Debug, Clone, Copy)]
+pub struct TailPolicy {
+    pub max_records: u64,
+    pub max_age: time::Duration,
+    /// The moment the tail's age is measured at: now, or when a bundle was exported.
+    pub now: time::OffsetDateTime,
+}
+
+impl TailPolicy {
+    /// Twice what the checkpoint settings allow, plus a minute, to absorb load and clock skew.
+    pub fn from_config(
+        config: &saphan_core::config::AuditConfig,
+        now: time::OffsetDateTime,
+    ) -> TailPolicy {
+        let per_checkpoint = config
+            .checkpoint_every_records
+            .saturating_add(config.max_batch as u64);
+        TailPolicy {
+            max_records: per_checkpoint.saturating_mul(2).saturating_add(1),
+            max_age: time::Duration::seconds(
+                config
+                    .checkpoint_every_secs
+                    .saturating_mul(2)
+                    .min(i64::MAX as u64 / 4) as i64
+                    + 60,
+            ),
+            now,
+        }
+    }
 }
 
 impl Verifier {
@@ -74,7 +113,20 @@ impl Verifier {
             expected_seq: 1,
             prev_hash: GENESIS_HASH,
             leaves: Vec::new(),
+            tail: None,
+            first_unsigned: None,
         })
+    }
+
+    /// Fails verification when the unsigned tail exceeds `policy`.
+    pub fn with_tail_policy(mut self, policy: Option<TailPolicy>) -> Verifier {
+        self.tail = policy;
+        self
+    }
+
+    /// Records up to here are signed: the last checkpoint's range and its own record.
+    fn signed_until(&self) -> u64 {
+        self.checkpoints.last().map_or(0, |c| c.last_seq + 1)
     }
 
     /// Records verified so far.
@@ -124,10 +176,7 @@ impl Verifier {
             .map(|i| &self.checkpoints[i]);
         let is_checkpoint_record = record.action == CHECKPOINT_ACTION;
         match closed.filter(|c| c.last_seq.checked_add(1) == Some(seq)) {
-            Some(c)
-                if !is_checkpoint_record
-                    || record.payload_hash != hex::encode(c.statement_hash()) =>
-            {
+            Some(c) if !is_checkpoint_record || !crate::record::is_record_of(record, c) => {
                 return fail(seq, format!("record {seq} should be the record of the {} but does not match it; the checkpoint or the record was altered", c.describe()));
             }
             None if is_checkpoint_record => {
@@ -137,6 +186,9 @@ impl Verifier {
         }
         self.prev_hash = computed;
         self.expected_seq += 1;
+        if seq > self.signed_until() && self.first_unsigned.is_none() {
+            self.first_unsigned = Some((seq, record.time.clone()));
+        }
 
         if let Some(c) = self.checkpoints.get(self.next_checkpoint) {
             if seq >= c.first_seq {
@@ -209,11 +261,23 @@ impl Verifier {
             }
         }
         // The last checkpoint's own record is bound to its signed statement: not counted.
-        let covered = self.checkpoints.last().map_or(0, |c| c.last_seq + 1);
+        let unsigned_tail = last.saturating_sub(self.signed_until());
+        if let (Some(policy), Some((first, time))) = (self.tail, &self.first_unsigned) {
+            let age = saphan_core::clock::parse_instant(time).map(|t| policy.now - t);
+            let too_old = age.as_ref().map_or(true, |age| *age > policy.max_age);
+            if unsigned_tail > policy.max_records || too_old {
+                return fail(*first, format!(
+                    "records {first}–{last} ({unsigned_tail}, the oldest from {time}) are not covered by any checkpoint, more than this platform leaves unsigned \
+                     (at most {} records or {} seconds); checkpoints were removed, or every node stopped uncleanly — an operator can sign them with `saphan audit checkpoint`",
+                    policy.max_records,
+                    policy.max_age.whole_seconds()
+                ));
+            }
+        }
         Ok(VerifyReport {
             records: last,
             checkpoints: self.checkpoints.len() as u64,
-            unsigned_tail: last.saturating_sub(covered),
+            unsigned_tail,
         })
     }
 }
@@ -226,12 +290,20 @@ pub type VerifyOutcome = Result<Result<VerifyReport, VerifyFailure>, AuditError>
 pub async fn verify_database(
     db: &Db,
     keys: &PublicKeySet,
+    tail: Option<TailPolicy>,
     mut progress: impl FnMut(u64, u64),
 ) -> VerifyOutcome {
     const PAGE: u32 = 5000;
-    let (head_seq, head_hash, checkpoints) = consistent_view(db).await?;
+    let store::Snapshot {
+        head_seq,
+        head_hash,
+        last_stored,
+        checkpoints,
+    } = store::snapshot(db).await?;
+    // Records past a head that was moved back are verified too, so that `finish` names them.
+    let until = head_seq.max(last_stored);
     let mut verifier = match Verifier::new(keys.clone(), checkpoints) {
-        Ok(v) => v,
+        Ok(v) => v.with_tail_policy(tail),
         Err(f) => return Ok(Err(f)),
     };
     let mut after = 0;
@@ -239,31 +311,15 @@ pub async fn verify_database(
         let page = store::read_records(db, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for record in page.iter().take_while(|r| r.seq <= head_seq) {
+        for record in page.iter().take_while(|r| r.seq <= until) {
             if let Err(f) = verifier.feed(record) {
                 return Ok(Err(f));
             }
         }
-        progress(verifier.records_seen(), head_seq);
-        if after >= head_seq {
+        progress(verifier.records_seen(), until);
+        if after >= until {
             break;
         }
     }
     Ok(verifier.finish(Some((head_seq, &head_hash))))
-}
-
-/// The chain head and every checkpoint, read so that they agree: a checkpoint and its record
-/// commit together (moving the head), so if the head is the same before and after reading the
-/// checkpoints, no checkpoint was added in between. A checkpoint beyond that head is then
-/// evidence (a cut log), never a race, and is kept for the verifier to name.
-pub(crate) async fn consistent_view(db: &Db) -> Result<(u64, String, Vec<Checkpoint>), AuditError> {
-    let mut head = store::head(db).await?;
-    loop {
-        let checkpoints = store::read_checkpoints(db).await?;
-        let again = store::head(db).await?;
-        if again == head {
-            return Ok((head.0, head.1, checkpoints));
-        }
-        head = again;
-    }
 }

@@ -258,7 +258,12 @@ async fn run_checkpointer(
         deadline = tokio::time::Instant::now() + every;
         match signer.checkpoint().await {
             Ok(Some(c)) => covered = c.last_seq,
-            Ok(None) => {}
+            // Another node may have signed: start counting from its checkpoint.
+            Ok(None) => {
+                covered = store::last_checkpointed(&signer.db)
+                    .await
+                    .unwrap_or(covered)
+            }
             Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; will retry"),
         }
     }

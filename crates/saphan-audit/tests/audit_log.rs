@@ -58,8 +58,15 @@ async fn filled_log(db: &Db, n: u64) -> AuditLog {
     log
 }
 
+fn tail_policy() -> Option<saphan_audit::TailPolicy> {
+    Some(saphan_audit::TailPolicy::from_config(
+        &config(50),
+        time::OffsetDateTime::now_utc(),
+    ))
+}
+
 async fn verify(db: &Db) -> Result<saphan_audit::VerifyReport, saphan_audit::VerifyFailure> {
-    saphan_audit::verify_database(db, &keys().public_keys(), |_, _| {})
+    saphan_audit::verify_database(db, &keys().public_keys(), tail_policy(), |_, _| {})
         .await
         .unwrap()
 }
@@ -280,18 +287,25 @@ async fn bundles_verify_elsewhere_and_tampered_bundles_do_not() {
             saphan_audit::export_bundle(&db, &keys().public_keys(), &mut bundle, "test", |_, _| {})
                 .await
                 .unwrap();
-        let report = saphan_audit::verify_bundle(&bundle[..], "test", None, |_, _| {})
-            .unwrap()
-            .unwrap();
+        let report =
+            saphan_audit::verify_bundle(&bundle[..], "test", None, tail_policy(), |_, _| {})
+                .unwrap()
+                .unwrap();
         assert_eq!(report.records, n);
         assert_eq!(n, 150 + report.checkpoints);
 
         let text = String::from_utf8(bundle).unwrap();
         let tampered = text.replacen("setting:42\"", "setting:43\"", 1);
         assert_ne!(tampered, text);
-        let failure = saphan_audit::verify_bundle(tampered.as_bytes(), "test", None, |_, _| {})
-            .unwrap()
-            .unwrap_err();
+        let failure = saphan_audit::verify_bundle(
+            tampered.as_bytes(),
+            "test",
+            None,
+            tail_policy(),
+            |_, _| {},
+        )
+        .unwrap()
+        .unwrap_err();
         assert!(failure.message.contains("record"), "{}", failure.message);
 
         // Signed by keys the verifier does not trust.
@@ -301,6 +315,7 @@ async fn bundles_verify_elsewhere_and_tampered_bundles_do_not() {
             text.as_bytes(),
             "test",
             Some(&other.public_keys()),
+            tail_policy(),
             |_, _| {},
         )
         .unwrap()
@@ -366,6 +381,159 @@ async fn a_quiet_log_is_checkpointed_after_the_interval() {
         }
         assert_eq!(verify(&db).await.unwrap().unsigned_tail, 0);
         log.shutdown().await;
+    })
+    .await;
+}
+
+/// Re-chains every record from `from` on, as a forger who changed one of them would, and moves
+/// the head to the new last hash.
+async fn rechain_from(db: &Db, from: u64) {
+    let mut records = saphan_audit::read_records(db, 0, 100_000).await.unwrap();
+    let mut prev = if from > 1 {
+        records[from as usize - 2].hash.clone()
+    } else {
+        "0".repeat(64)
+    };
+    for r in records.iter_mut().filter(|r| r.seq >= from) {
+        r.prev_hash = prev.clone();
+        r.hash = hex::encode(r.computed_hash().unwrap());
+        sqlx::query(
+            "UPDATE audit_records SET action = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+        )
+        .bind(&r.action)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .bind(r.seq as i64)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        prev = r.hash.clone();
+    }
+    let last = records.last().unwrap();
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(last.seq as i64)
+        .bind(&last.hash)
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripping_checkpoints_from_the_end_is_caught_by_the_tail_bound() {
+    for_each_backend(|db| async move {
+        db.migrate(MIGRATIONS).await.unwrap();
+        let small = AuditConfig {
+            checkpoint_every_records: 10,
+            checkpoint_every_secs: 3600,
+            max_batch: 4,
+        };
+        let log = AuditLog::start(db.clone(), keys(), &small);
+        for i in 0..120u64 {
+            log.append(AuditEntry::new(
+                "official:1",
+                "admin.change",
+                format!("setting:{i}"),
+                &i,
+            ))
+            .await
+            .unwrap();
+            if i % 10 == 9 {
+                log.checkpoint_now().await.unwrap();
+            }
+        }
+        log.shutdown().await;
+        let policy = || {
+            Some(saphan_audit::TailPolicy::from_config(
+                &small,
+                time::OffsetDateTime::now_utc(),
+            ))
+        };
+        let keys = keys().public_keys();
+        saphan_audit::verify_database(&db, &keys, policy(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
+
+        // The forger removes the newest checkpoints (about 60 records' worth), disguises their
+        // records, and re-chains everything after the first one touched.
+        let checkpoints = saphan_audit::read_checkpoints(&db).await.unwrap();
+        let (head_seq, _) = saphan_audit::head(&db).await.unwrap();
+        let keep = checkpoints
+            .iter()
+            .position(|c| c.first_seq + 70 > head_seq)
+            .unwrap();
+        let first_stripped = checkpoints[keep].clone();
+        for c in &checkpoints[keep..] {
+            exec(
+                &db,
+                &format!(
+                    "DELETE FROM audit_checkpoints WHERE first_seq = {}",
+                    c.first_seq
+                ),
+            )
+            .await;
+            exec(
+                &db,
+                &format!(
+                    "UPDATE audit_records SET action = 'admin.change' WHERE seq = {}",
+                    c.last_seq + 1
+                ),
+            )
+            .await;
+        }
+        rechain_from(&db, first_stripped.last_seq + 1).await;
+
+        // Chain and remaining checkpoints are consistent: only the tail bound can tell.
+        let unbounded = saphan_audit::verify_database(&db, &keys, None, |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(unbounded.unsigned_tail > 50);
+        let failure = saphan_audit::verify_database(&db, &keys, policy(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            failure.message.contains("not covered by any checkpoint"),
+            "{}",
+            failure.message
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_beyond_a_head_moved_back_are_named() {
+    for_each_backend(|db| async move {
+        let log = filled_log(&db, 30).await;
+        let c = log.checkpoint_now().await.unwrap().unwrap();
+        log.append(AuditEntry::new("a", "after", "x", &1))
+            .await
+            .unwrap();
+        log.shutdown().await;
+        // Drop the newest checkpoint and move the head back to where it started.
+        exec(
+            &db,
+            &format!(
+                "DELETE FROM audit_checkpoints WHERE first_seq = {}",
+                c.first_seq
+            ),
+        )
+        .await;
+        exec(
+            &db,
+            &format!(
+                "UPDATE audit_head SET seq = {}, hash = '{}' WHERE id = 1",
+                c.last_seq, c.head_hash
+            ),
+        )
+        .await;
+        let failure = verify(&db).await.unwrap_err();
+        assert!(
+            failure.message.contains("checkpoint") || failure.message.contains("head"),
+            "{}",
+            failure.message
+        );
     })
     .await;
 }

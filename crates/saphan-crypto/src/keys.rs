@@ -89,6 +89,11 @@ impl PublicKeyInfo {
                 let key = p256::ecdsa::VerifyingKey::from_public_key_der(&der)
                     .map_err(|e| CryptoError::Malformed(e.to_string()))?;
                 let sig = p256::ecdsa::Signature::from_slice(signature).map_err(|_| bad())?;
+                // (r, n - s) verifies too; only the low-s form we sign is accepted, so a
+                // signature cannot be altered and still pass.
+                if sig.normalize_s().is_some() {
+                    return Err(bad());
+                }
                 key.verify(message, &sig).map_err(|_| bad())
             }
             KeyAlg::RS256 => {

@@ -443,7 +443,7 @@ impl LoadedKey {
             SecretKey::P256(k) => {
                 let signing = p256::ecdsa::SigningKey::from(k);
                 let sig: p256::ecdsa::Signature = signing.sign(message);
-                sig.to_bytes().to_vec()
+                sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
             SecretKey::Rsa(k) => {
                 let signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new((**k).clone());
@@ -496,6 +496,19 @@ mod tests {
             .verify(KeyPurpose::Signing, b"hello", &rsa_sig)
             .unwrap();
         assert!(before.verify(KeyPurpose::Signing, b"hullo", &sig).is_err());
+        // The mirror-image signature (r, n - s) is mathematically valid but refused.
+        let parsed =
+            p256::ecdsa::Signature::from_slice(&b64url_decode(&sig.value).unwrap()).unwrap();
+        let (r, s) = parsed.split_scalars();
+        let mirrored =
+            p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+        let mirrored = Signature {
+            value: b64url(&mirrored.to_bytes()),
+            ..sig.clone()
+        };
+        assert!(before
+            .verify(KeyPurpose::Signing, b"hello", &mirrored)
+            .is_err());
         assert!(before
             .verify(KeyPurpose::TimeStamping, b"hello", &sig)
             .is_err());

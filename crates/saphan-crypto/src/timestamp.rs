@@ -32,6 +32,30 @@ const ID_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
 const ID_ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 
+/// Signs CMS content with the low-s form of ECDSA signatures, the only form verification accepts.
+struct LowS(p256::ecdsa::SigningKey);
+
+impl p256::ecdsa::signature::Keypair for LowS {
+    type VerifyingKey = p256::ecdsa::VerifyingKey;
+
+    fn verifying_key(&self) -> Self::VerifyingKey {
+        *self.0.verifying_key()
+    }
+}
+
+impl spki::DynSignatureAlgorithmIdentifier for LowS {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        spki::DynSignatureAlgorithmIdentifier::signature_algorithm_identifier(&self.0)
+    }
+}
+
+impl p256::ecdsa::signature::Signer<p256::ecdsa::DerSignature> for LowS {
+    fn try_sign(&self, message: &[u8]) -> Result<p256::ecdsa::DerSignature, p256::ecdsa::Error> {
+        let signature: p256::ecdsa::Signature = self.0.try_sign(message)?;
+        Ok(signature.normalize_s().unwrap_or(signature).to_der())
+    }
+}
+
 /// A DER RFC 3161 TimeStampToken, base64url in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeStampToken {
@@ -116,6 +140,13 @@ fn rejection(refusal: Refusal) -> Vec<u8> {
 impl KeyStore {
     /// Stamps a SHA-256 imprint with the current time.
     pub fn time_stamp(&self, imprint: &[u8; 32]) -> Result<TimeStampToken, CryptoError> {
+        let imprint = MessageImprint {
+            hash_algorithm: spki::AlgorithmIdentifier {
+                oid: ID_SHA256,
+                parameters: None,
+            },
+            hashed_message: OctetString::new(imprint.to_vec()).map_err(malformed)?,
+        };
         let token = self
             .sign_time_stamp(imprint, None, true)?
             .to_der()
@@ -158,24 +189,23 @@ impl KeyStore {
         if imprint.hash_algorithm.oid != ID_SHA256 || !params_absent_or_null {
             return Err(Refusal::BadAlg);
         }
-        let digest: [u8; 32] = imprint
-            .hashed_message
-            .as_bytes()
-            .try_into()
-            .map_err(|_| Refusal::BadDataFormat)?;
+        if imprint.hashed_message.as_bytes().len() != 32 {
+            return Err(Refusal::BadDataFormat);
+        }
         if req.req_policy.is_some_and(|p| p.to_string() != TSA_POLICY) {
             return Err(Refusal::UnacceptedPolicy);
         }
         if req.extensions.is_some() {
             return Err(Refusal::UnacceptedExtension);
         }
-        self.sign_time_stamp(&digest, req.nonce.clone(), req.cert_req)
+        self.sign_time_stamp(imprint.clone(), req.nonce.clone(), req.cert_req)
             .map_err(|_| Refusal::SystemFailure)
     }
 
+    /// `imprint` goes into the TSTInfo exactly as given: RFC 3161 §2.4.2 asks for the request's.
     fn sign_time_stamp(
         &self,
-        imprint: &[u8; 32],
+        imprint: MessageImprint,
         nonce: Option<Int>,
         include_certificate: bool,
     ) -> Result<ContentInfo, CryptoError> {
@@ -193,13 +223,7 @@ impl KeyStore {
         let tst_info = TstInfo {
             version: TspVersion::V1,
             policy: ObjectIdentifier::new(TSA_POLICY).map_err(malformed)?,
-            message_imprint: MessageImprint {
-                hash_algorithm: spki::AlgorithmIdentifier {
-                    oid: ID_SHA256,
-                    parameters: None,
-                },
-                hashed_message: OctetString::new(imprint.to_vec()).map_err(malformed)?,
-            },
+            message_imprint: imprint,
             serial_number: Int::new(&serial).map_err(malformed)?,
             gen_time: GeneralizedTime::from_system_time(std::time::SystemTime::now())
                 .map_err(malformed)?,
@@ -216,7 +240,7 @@ impl KeyStore {
                     .map_err(malformed)?,
             ),
         };
-        let signer = p256::ecdsa::SigningKey::from(secret);
+        let signer = LowS(p256::ecdsa::SigningKey::from(secret));
         let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
             issuer: cert.tbs_certificate.issuer.clone(),
             serial_number: cert.tbs_certificate.serial_number.clone(),
@@ -249,10 +273,12 @@ impl TimeStampToken {
         crate::b64url_decode(&self.token)
     }
 
+    /// The SignedData, from a token in canonical DER only: re-encoding must give the same bytes.
     fn signed_data(&self) -> Result<SignedData, CryptoError> {
-        let info = ContentInfo::from_der(&self.der()?).map_err(malformed)?;
-        if info.content_type != ID_SIGNED_DATA {
-            return Err(malformed("not a SignedData"));
+        let der = self.der()?;
+        let info = ContentInfo::from_der(&der).map_err(malformed)?;
+        if info.content_type != ID_SIGNED_DATA || info.to_der().map_err(malformed)? != der {
+            return Err(malformed("not a canonical SignedData"));
         }
         info.content.decode_as::<SignedData>().map_err(malformed)
     }
@@ -306,7 +332,14 @@ impl TimeStampToken {
         let [signer] = signed.signer_infos.0.as_slice() else {
             return Err(malformed("exactly one signer expected"));
         };
-        // What the signature does not cover must still be exactly what we issue.
+        // What the signature does not cover must still be exactly what we issue: no unsigned
+        // attributes, no CRLs, the one certificate of the signer.
+        if signer.unsigned_attrs.is_some() || signed.crls.is_some() {
+            return Err(malformed("unexpected unsigned attributes or CRLs"));
+        }
+        if signed.certificates.as_ref().is_some_and(|c| c.0.len() != 1) {
+            return Err(malformed("exactly one certificate expected"));
+        }
         let digest_algorithms: Vec<_> = signed.digest_algorithms.iter().map(|a| a.oid).collect();
         if signed.version != cms::content_info::CmsVersion::V3
             || signer.version != cms::content_info::CmsVersion::V1

@@ -28,9 +28,17 @@ pub(crate) struct FailureBudget {
     window: std::sync::Mutex<(Option<std::time::Instant>, u32)>,
 }
 
+/// What the budget allows for the next attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Budget {
+    Open,
+    /// The first refusal of this window: worth one audit record.
+    JustExhausted,
+    Exhausted,
+}
+
 impl FailureBudget {
-    /// Whether another failure may be recorded now (and counts it).
-    fn take(&self) -> bool {
+    fn window(&self) -> std::sync::MutexGuard<'_, (Option<std::time::Instant>, u32)> {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
         if window
@@ -39,9 +47,30 @@ impl FailureBudget {
         {
             *window = (Some(now), 0);
         }
-        window.1 += 1;
-        window.1 <= FAILURES_PER_MINUTE
+        window
     }
+
+    /// Checked before the token is even compared: once spent, no guess is evaluated.
+    fn check(&self) -> Budget {
+        let mut window = self.window();
+        match window.1 {
+            n if n < FAILURES_PER_MINUTE => Budget::Open,
+            n if n == FAILURES_PER_MINUTE => {
+                window.1 += 1;
+                Budget::JustExhausted
+            }
+            _ => Budget::Exhausted,
+        }
+    }
+
+    fn record_failure(&self) {
+        self.window().1 += 1;
+    }
+}
+
+/// Slows every failed or refused guess; the token has 256 bits, so this is courtesy.
+async fn guess_delay() {
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 }
 const SESSION_SECS: i64 = 8 * 3600;
 
@@ -163,14 +192,32 @@ pub(crate) async fn login(
     let Some(token) = &state.admin_token else {
         return Err(ApiProblem::status(403));
     };
-    let ok = token.matches(&form.token);
-    if !ok && !state.admin_failures.take() {
+    let budget = state.admin_failures.check();
+    if budget != Budget::Open {
         metrics::counter!("saphan_admin_signin_throttled_total").increment(1);
+        if budget == Budget::JustExhausted {
+            let entry = AuditEntry::new(
+                "admin-console",
+                "admin.sign-in-throttled",
+                "admin-console",
+                &"",
+            );
+            state
+                .audit
+                .append(entry)
+                .await
+                .map_err(|e| ApiProblem(e.problem()))?;
+        }
+        guess_delay().await;
         let mut response = ApiProblem::status(429).into_response();
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return Ok(response);
+    }
+    let ok = token.matches(&form.token);
+    if !ok {
+        state.admin_failures.record_failure();
     }
     let entry = AuditEntry::new(
         "admin-console",
@@ -188,8 +235,7 @@ pub(crate) async fn login(
         .await
         .map_err(|e| ApiProblem(e.problem()))?;
     if !ok {
-        // Slow down guessing; the token has 256 bits, so this is courtesy, not the defence.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        guess_delay().await;
         let mut response = page(
             &state,
             &headers,

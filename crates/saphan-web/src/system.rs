@@ -185,7 +185,8 @@ pub(crate) async fn timestamp(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.split(';').next().map(str::trim) != Some(TIMESTAMP_QUERY) {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case(TIMESTAMP_QUERY) {
         return Err(ApiProblem::status(415).with_detail(saphan_core::Text::new(
             "ส่งคำขอประทับเวลาเป็น application/timestamp-query (RFC 3161)",
             "Send the time-stamp request as application/timestamp-query (RFC 3161)",

@@ -74,6 +74,11 @@ fn progress(label: &'static str) -> ProgressBar {
     bar
 }
 
+/// This platform's bound on unsigned records, from its checkpoint settings.
+fn tail_policy(config: &Config) -> saphan_audit::TailPolicy {
+    saphan_audit::TailPolicy::from_config(&config.audit, time::OffsetDateTime::now_utc())
+}
+
 fn read_keys(path: &PathBuf) -> Result<PublicKeySet> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
@@ -124,6 +129,7 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<ExitCode> {
                 std::io::BufReader::new(file),
                 &bundle.display().to_string(),
                 trusted.as_ref(),
+                Some(tail_policy(config)),
                 |done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
@@ -145,10 +151,15 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<ExitCode> {
             let db = platform::connect(config).await?;
             db.check_schema(&platform::migrations()).await?;
             let bar = progress("verifying");
-            let outcome = saphan_audit::verify_database(&db, &trusted, |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            })
+            let outcome = saphan_audit::verify_database(
+                &db,
+                &trusted,
+                Some(tail_policy(config)),
+                |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            )
             .await?;
             bar.finish_and_clear();
             Ok(report(outcome))
