@@ -128,7 +128,9 @@ pub(crate) async fn problem_type(Path(slug): Path<String>) -> Response {
     .into_response()
 }
 
-/// The platform's public keys, active and retired, for verifying what it signed.
+/// The platform's public keys.
+///
+/// Active and retired keys, with their certificates, for verifying what the platform signed.
 #[utoipa::path(get, path = "/api/v1/platform/keys", tag = "platform",
     responses((status = 200, description = "Public key set: kid, algorithm, purpose, status, SubjectPublicKeyInfo (base64url) and certificates", body = Object)))]
 pub(crate) async fn public_keys(
@@ -137,7 +139,9 @@ pub(crate) async fn public_keys(
     Json(state.keys.public_keys())
 }
 
-/// The platform's signing keys as a JSON Web Key Set (RFC 7517).
+/// The signing keys as a JWKS.
+///
+/// The platform's signing keys, active and retired, as a JSON Web Key Set (RFC 7517).
 #[utoipa::path(get, path = "/api/v1/platform/jwks.json", tag = "platform",
     responses((status = 200, description = "JWKS of the signing keys, active and retired", body = Object)))]
 pub(crate) async fn jwks(
@@ -151,7 +155,9 @@ pub(crate) async fn jwks(
         .map_err(|e| ApiProblem(e.problem()))
 }
 
-/// The platform root CA certificate (PEM), which members trust for mutual TLS.
+/// The platform root CA certificate.
+///
+/// PEM; exchange members trust it for mutual TLS.
 #[utoipa::path(get, path = "/api/v1/platform/ca.pem", tag = "platform",
     responses((status = 200, description = "PEM certificate", body = String, content_type = "application/x-pem-file")))]
 pub(crate) async fn ca_certificate(State(state): State<AppState>) -> Result<Response, ApiProblem> {
@@ -166,6 +172,8 @@ const TIMESTAMP_QUERY: &str = "application/timestamp-query";
 /// A TimeStampReq is well under 1 KiB; more is not a time-stamp query.
 const TIMESTAMP_QUERY_LIMIT: usize = 8 * 1024;
 
+/// Time-stamp data (RFC 3161).
+///
 /// The platform's time-stamping authority, RFC 3161 over HTTP (§3.4): a DER TimeStampReq in,
 /// a DER TimeStampResp out. A request the authority cannot grant (another hash algorithm or
 /// policy, extensions) is answered in-band with a rejection and its reason, as RFC 3161 says.
