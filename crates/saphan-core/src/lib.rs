@@ -7,12 +7,14 @@
 
 pub mod clock;
 pub mod config;
+pub mod national_id;
 pub mod problem;
 pub mod redact;
 pub mod text;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, ConfigError};
+pub use national_id::{NationalId, NationalIdError};
 pub use problem::{Problem, ProblemKind};
 pub use text::{Lang, Text};
 
