@@ -37,14 +37,14 @@ pub async fn export_bundle(
     name: &str,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, AuditError> {
+    let snapshot = store::snapshot(db).await?;
+    let until = snapshot.until();
     let store::Snapshot {
         head_seq,
         head_hash,
-        last_stored,
         checkpoints,
-    } = store::snapshot(db).await?;
-    // Everything stored goes out, also past a head that was moved back: the verifier names it.
-    let until = head_seq.max(last_stored);
+        ..
+    } = snapshot;
     let header = BundleHeader {
         format: BUNDLE_FORMAT.into(),
         exported_at: saphan_core::clock::format_instant(time::OffsetDateTime::now_utc()),

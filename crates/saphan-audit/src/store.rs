@@ -101,6 +101,14 @@ pub(crate) struct Snapshot {
 
 /// Reads the head, the highest stored record and every checkpoint in one transaction, so they
 /// agree (PostgreSQL: REPEATABLE READ; SQLite in WAL mode reads one snapshot per transaction).
+impl Snapshot {
+    /// The last record a reader must look at: past a head that was moved back too, so that the
+    /// verifier can name what lies beyond it.
+    pub fn until(&self) -> u64 {
+        self.head_seq.max(self.last_stored)
+    }
+}
+
 pub(crate) async fn snapshot(db: &Db) -> Result<Snapshot, AuditError> {
     let mut tx = db.pool().begin().await?;
     if db.backend() == saphan_store::Backend::Postgres {

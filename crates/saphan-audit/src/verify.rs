@@ -294,14 +294,14 @@ pub async fn verify_database(
     mut progress: impl FnMut(u64, u64),
 ) -> VerifyOutcome {
     const PAGE: u32 = 5000;
+    let snapshot = store::snapshot(db).await?;
+    let until = snapshot.until();
     let store::Snapshot {
         head_seq,
         head_hash,
-        last_stored,
         checkpoints,
-    } = store::snapshot(db).await?;
-    // Records past a head that was moved back are verified too, so that `finish` names them.
-    let until = head_seq.max(last_stored);
+        ..
+    } = snapshot;
     let mut verifier = match Verifier::new(keys.clone(), checkpoints) {
         Ok(v) => v.with_tail_policy(tail),
         Err(f) => return Ok(Err(f)),

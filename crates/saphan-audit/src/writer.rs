@@ -125,10 +125,6 @@ impl AuditLog {
             records: self.stats.records.load(Ordering::Relaxed),
         }
     }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
 }
 
 async fn run_writer(

@@ -68,6 +68,17 @@ impl FailureBudget {
     }
 }
 
+/// Records a sign-in event of the admin console; the response waits until it is durable.
+async fn audit_sign_in(state: &AppState, action: &str) -> Result<(), ApiProblem> {
+    let entry = AuditEntry::new("admin-console", action, "admin-console", &"");
+    state
+        .audit
+        .append(entry)
+        .await
+        .map_err(|e| ApiProblem(e.problem()))?;
+    Ok(())
+}
+
 /// Slows every failed or refused guess; the token has 256 bits, so this is courtesy.
 async fn guess_delay() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -196,17 +207,7 @@ pub(crate) async fn login(
     if budget != Budget::Open {
         metrics::counter!("saphan_admin_signin_throttled_total").increment(1);
         if budget == Budget::JustExhausted {
-            let entry = AuditEntry::new(
-                "admin-console",
-                "admin.sign-in-throttled",
-                "admin-console",
-                &"",
-            );
-            state
-                .audit
-                .append(entry)
-                .await
-                .map_err(|e| ApiProblem(e.problem()))?;
+            audit_sign_in(&state, "admin.sign-in-throttled").await?;
         }
         guess_delay().await;
         let mut response = ApiProblem::status(429).into_response();
@@ -219,21 +220,12 @@ pub(crate) async fn login(
     if !ok {
         state.admin_failures.record_failure();
     }
-    let entry = AuditEntry::new(
-        "admin-console",
-        if ok {
-            "admin.sign-in"
-        } else {
-            "admin.sign-in-failed"
-        },
-        "admin-console",
-        &"",
-    );
-    state
-        .audit
-        .append(entry)
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+    let action = if ok {
+        "admin.sign-in"
+    } else {
+        "admin.sign-in-failed"
+    };
+    audit_sign_in(&state, action).await?;
     if !ok {
         guess_delay().await;
         let mut response = page(
