@@ -28,6 +28,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub http: HttpConfig,
     pub audit: AuditConfig,
+    pub identity: IdentityConfig,
     pub log: LogConfig,
 }
 
@@ -61,6 +62,72 @@ pub struct AuditConfig {
     pub max_batch: usize,
 }
 
+/// The digital ID: password hashing, sessions, token lifetimes and the brute-force policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Argon2id memory cost in KiB (OWASP's 19 MiB by default).
+    pub password_memory_kib: u32,
+    /// Argon2id passes over memory.
+    pub password_iterations: u32,
+    /// Argon2id lanes.
+    pub password_parallelism: u32,
+    /// A browser sign-in lasts this long.
+    pub session_hours: u64,
+    /// Authorization codes expire after this many seconds.
+    pub code_ttl_secs: u64,
+    /// Access tokens expire after this many seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh tokens (and their rotation family) expire after this many days.
+    pub refresh_token_ttl_days: u64,
+    /// After this many consecutive failures an account is locked from unknown devices...
+    pub account_lock_after: u32,
+    /// ...for 30 s, doubling with each further failure, up to this many seconds.
+    pub account_lock_max_secs: u64,
+    /// One network source may fail this many sign-ins per window before it is locked out...
+    pub source_failures_per_window: u32,
+    /// ...for the rest of a window of this many seconds.
+    pub source_window_secs: u64,
+    /// Upstream OpenID providers (such as ThaID) offered as sign-in methods.
+    pub upstream: Vec<UpstreamProvider>,
+}
+
+/// An upstream OpenID provider people may sign in with. Its assertions map to local identities
+/// by the national id claim, and to assurance levels by `acr` (or the defaults).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamProvider {
+    /// Short name used in URLs, e.g. `thaid`.
+    pub name: String,
+    pub title_th: String,
+    pub title_en: String,
+    /// The provider's issuer; its `/.well-known/openid-configuration` is read at start.
+    pub issuer: String,
+    pub client_id: String,
+    /// File holding the client secret registered with the provider.
+    pub client_secret_file: PathBuf,
+    #[serde(default = "default_upstream_scopes")]
+    pub scopes: Vec<String>,
+    /// Claim carrying the 13-digit national id (ThaID: `pid`).
+    #[serde(default = "default_national_id_claim")]
+    pub national_id_claim: String,
+    /// Identity-assurance level of the provider's proofing when `acr_map` has no entry.
+    pub default_ial: String,
+    /// Authenticator-assurance level when `acr_map` has no entry.
+    pub default_aal: u8,
+    /// Upstream `acr` value → local `urn:saphan:ial-X:aal-Y`.
+    #[serde(default)]
+    pub acr_map: std::collections::BTreeMap<String, String>,
+}
+
+fn default_upstream_scopes() -> Vec<String> {
+    vec!["openid".into(), "pid".into()]
+}
+
+fn default_national_id_claim() -> String {
+    "pid".into()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -89,6 +156,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             http: HttpConfig::default(),
             audit: AuditConfig::default(),
+            identity: IdentityConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -123,6 +191,25 @@ impl Default for AuditConfig {
     }
 }
 
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            password_memory_kib: 19 * 1024,
+            password_iterations: 2,
+            password_parallelism: 1,
+            session_hours: 8,
+            code_ttl_secs: 60,
+            access_token_ttl_secs: 600,
+            refresh_token_ttl_days: 30,
+            account_lock_after: 5,
+            account_lock_max_secs: 900,
+            source_failures_per_window: 50,
+            source_window_secs: 600,
+            upstream: Vec::new(),
+        }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -153,6 +240,7 @@ const ENV_KEYS: &[&str] = &[
     "database",
     "http",
     "audit",
+    "identity",
     "log",
 ];
 
@@ -190,7 +278,13 @@ impl Config {
             config.listen = listen;
         }
         if std::env::var_os("SAPHAN_PUBLIC_URL").is_none() {
-            config.public_url = format!("http://{}", config.listen);
+            // Browsers refuse IP addresses as WebAuthn relying parties: on a laptop the demo is
+            // `localhost`, so passkeys work.
+            config.public_url = if config.listen.ip().is_loopback() {
+                format!("http://localhost:{}", config.listen.port())
+            } else {
+                format!("http://{}", config.listen)
+            };
         }
         config.log.format = LogFormat::Pretty;
         config.validate()?;
@@ -228,6 +322,49 @@ impl Config {
         }
         if self.audit.max_batch == 0 || self.audit.max_batch > 4096 {
             return invalid("audit.max_batch must be between 1 and 4096".into());
+        }
+        let id = &self.identity;
+        if id.password_memory_kib < 8 * 1024
+            || id.password_iterations == 0
+            || id.password_parallelism == 0
+        {
+            return invalid(
+                "identity.password_memory_kib must be at least 8192 and the iterations and parallelism at least 1"
+                    .into(),
+            );
+        }
+        if id.session_hours == 0
+            || id.code_ttl_secs == 0
+            || id.access_token_ttl_secs == 0
+            || id.refresh_token_ttl_days == 0
+        {
+            return invalid("identity lifetimes (session_hours, code_ttl_secs, access_token_ttl_secs, refresh_token_ttl_days) must be at least 1".into());
+        }
+        if id.account_lock_after == 0
+            || id.source_failures_per_window == 0
+            || id.source_window_secs == 0
+        {
+            return invalid("identity.account_lock_after, source_failures_per_window and source_window_secs must be at least 1".into());
+        }
+        for upstream in &id.upstream {
+            if upstream.name.is_empty()
+                || !upstream
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return invalid(format!(
+                    "identity.upstream name `{}` must be lowercase letters, digits and -",
+                    upstream.name
+                ));
+            }
+            if !(upstream.issuer.starts_with("https://") || upstream.issuer.starts_with("http://"))
+            {
+                return invalid(format!(
+                    "identity.upstream `{}`: issuer must be an http(s) URL",
+                    upstream.name
+                ));
+            }
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ pub mod text;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, ConfigError};
-pub use national_id::{NationalId, NationalIdError};
+pub use national_id::{parse_juristic_id, NationalId, NationalIdError};
 pub use problem::{Problem, ProblemKind};
 pub use text::{Lang, Text};
 

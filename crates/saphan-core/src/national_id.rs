@@ -89,31 +89,50 @@ impl NationalId {
     }
 }
 
+/// Thirteen digits (dashes and spaces allowed between them); the check digit is not yet checked.
+fn parse_digits(text: &str) -> Result<[u8; 13], NationalIdError> {
+    let mut digits = [0u8; 13];
+    let mut n = 0;
+    for c in text.trim().chars() {
+        match c {
+            '0'..='9' if n < 13 => {
+                digits[n] = c as u8 - b'0';
+                n += 1;
+            }
+            '-' | ' ' if n > 0 => {}
+            _ => return Err(NationalIdError::Length),
+        }
+    }
+    if n != 13 {
+        return Err(NationalIdError::Length);
+    }
+    Ok(digits)
+}
+
+fn verify_check_digit(digits: &[u8; 13]) -> Result<(), NationalIdError> {
+    if check_digit(&digits[..12]) != digits[12] {
+        return Err(NationalIdError::CheckDigit);
+    }
+    Ok(())
+}
+
+/// A juristic-person id (13 digits, same check digit; the Department of Business Development's
+/// numbers start with 0), as its 13 digits without separators.
+pub fn parse_juristic_id(text: &str) -> Result<String, NationalIdError> {
+    let digits = parse_digits(text)?;
+    verify_check_digit(&digits)?;
+    Ok(digits.iter().map(|d| char::from(b'0' + d)).collect())
+}
+
 impl FromStr for NationalId {
     type Err = NationalIdError;
 
     fn from_str(text: &str) -> Result<NationalId, NationalIdError> {
-        let mut digits = [0u8; 13];
-        let mut n = 0;
-        for c in text.trim().chars() {
-            match c {
-                '0'..='9' if n < 13 => {
-                    digits[n] = c as u8 - b'0';
-                    n += 1;
-                }
-                '-' | ' ' if n > 0 => {}
-                _ => return Err(NationalIdError::Length),
-            }
-        }
-        if n != 13 {
-            return Err(NationalIdError::Length);
-        }
+        let digits = parse_digits(text)?;
         if digits[0] == 0 || digits[0] == 9 {
             return Err(NationalIdError::FirstDigit);
         }
-        if check_digit(&digits[..12]) != digits[12] {
-            return Err(NationalIdError::CheckDigit);
-        }
+        verify_check_digit(&digits)?;
         Ok(NationalId(digits))
     }
 }

@@ -50,7 +50,7 @@ impl Lang {
 }
 
 /// One message in both languages.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Text {
     pub th: Cow<'static, str>,
     pub en: Cow<'static, str>,

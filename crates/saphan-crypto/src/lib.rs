@@ -7,11 +7,13 @@
 //! but the encrypted key store, and never log either.
 
 mod ca;
+mod jwk;
 mod keys;
 mod keystore;
 mod timestamp;
 
 pub use ca::{CertificateKind, CertificateRequest, IssuedCertificate};
+pub use jwk::ExternalKey;
 pub use keys::{KeyAlg, KeyPurpose, KeyStatus, PublicKeyInfo, PublicKeySet, Signature};
 pub use keystore::{KeyStore, Passphrase};
 pub use timestamp::TimeStampToken;
