@@ -6,34 +6,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
-
-const require = createRequire(import.meta.url);
-const BASE_URL = process.env.BASE_URL;
-const ARTIFACTS = process.env.SAPHAN_ARTIFACTS ?? new URL('../../ci-artifacts/browser', import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+import { ARTIFACTS, BASE_URL, PHONE, DESKTOP, launchChromium, seriousViolations } from './lib/chromium.mjs';
 
 let browser;
 
 before(async () => {
-  assert.ok(BASE_URL, 'set BASE_URL to a running Saphan, e.g. http://127.0.0.1:8080');
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
 });
-
-const PHONE = { width: 390, height: 844 };
-const DESKTOP = { width: 1280, height: 900 };
 
 /** Loads `path` in a fresh context; axe needs script injection, which our CSP forbids. */
 async function open(path, { viewport = PHONE, javaScriptEnabled = true, locale = 'th-TH' } = {}) {
@@ -41,16 +24,6 @@ async function open(path, { viewport = PHONE, javaScriptEnabled = true, locale =
   const page = await context.newPage();
   const response = await page.goto(BASE_URL + path, { waitUntil: 'load' });
   return { context, page, response };
-}
-
-/** Runs axe-core with the WCAG 2.x A/AA rules; returns serious and critical violations. */
-async function seriousViolations(page) {
-  await page.evaluate(AXE_SOURCE);
-  const results = await page.evaluate(() =>
-    window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } }));
-  return results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
 for (const [lang, heading] of [['th', 'ติดต่อราชการ'], ['en', 'Deal with government']]) {

@@ -71,6 +71,9 @@ fn postgres_url(args: &[String]) -> Option<String> {
     Some(std::env::var("SAPHAN_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into()))
 }
 
+/// Authorization-code lifetime of the demo that the suites run against.
+const CODE_TTL_SECS: &str = "5";
+
 fn test(args: &[String]) -> Result<bool> {
     let root = root();
     let browser = !args.iter().any(|a| a == "--no-browser");
@@ -102,6 +105,7 @@ fn test(args: &[String]) -> Result<bool> {
         bail!("the saphan binary does not build");
     }
     ensure_python_validator()?;
+    ensure_node_packages(&root, "tests/oidc", &["openid-client", "otpauth", "jose"])?;
     if browser {
         ensure_browser_tools(&root)?;
     }
@@ -112,7 +116,8 @@ fn test(args: &[String]) -> Result<bool> {
     let binary = target.join("debug").join("saphan");
     let data = tempdir()?;
     let port = free_port()?;
-    let base_url = format!("http://127.0.0.1:{port}");
+    // The demo's public address (its OpenID issuer) is `localhost`, as passkeys require.
+    let base_url = format!("http://localhost:{port}");
     eprintln!(
         "\n==> start a demo platform at {base_url} (data in {})",
         data.display()
@@ -123,6 +128,8 @@ fn test(args: &[String]) -> Result<bool> {
             .arg(&data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env_remove("SAPHAN_DATABASE_URL")
+            // Short-lived codes, so the relying-party suite can watch one expire.
+            .env("SAPHAN_IDENTITY__CODE_TTL_SECS", CODE_TTL_SECS)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -140,15 +147,28 @@ fn test(args: &[String]) -> Result<bool> {
         run("validate /openapi.json", &mut validator)?,
     ));
 
+    let mut relying_party = Command::new("node");
+    relying_party
+        .current_dir(root.join("tests/oidc"))
+        .args(["--test", "--test-reporter=spec"])
+        .env("BASE_URL", &base_url)
+        .env("SAPHAN_DATA_DIR", &data)
+        .env("CODE_TTL_SECS", CODE_TTL_SECS);
+    outcomes.push((
+        "OpenID Connect relying party (openid-client)",
+        run("relying-party suite", &mut relying_party)?,
+    ));
+
     if browser {
         let artifacts = root.join("ci-artifacts").join("browser");
         let mut node = Command::new("node");
         node.current_dir(root.join("tests/browser"))
             .args(["--test", "--test-reporter=spec"])
             .env("BASE_URL", &base_url)
+            .env("SAPHAN_DATA_DIR", &data)
             .env("SAPHAN_ARTIFACTS", &artifacts);
         outcomes.push((
-            "portal in Chromium + axe-core",
+            "portal and sign-in (password + TOTP, passkey) in Chromium + axe-core",
             run("browser tests", &mut node)?,
         ));
         eprintln!("xtask: screenshots are in {}", artifacts.display());
@@ -308,18 +328,24 @@ fn ensure_browser_tools(root: &Path) -> Result<()> {
             bail!("cannot install Chromium with apt-get");
         }
     }
-    let browser_dir = root.join("tests/browser");
-    let installed = browser_dir.join("node_modules/playwright-core").exists()
-        && browser_dir.join("node_modules/axe-core").exists();
+    ensure_node_packages(root, "tests/browser", &["playwright-core", "axe-core", "otpauth"])
+}
+
+/// Runs `npm ci` in `dir` unless every package in `needed` is already installed there.
+fn ensure_node_packages(root: &Path, dir: &str, needed: &[&str]) -> Result<()> {
+    let dir_path = root.join(dir);
+    let installed = needed
+        .iter()
+        .all(|p| dir_path.join("node_modules").join(p).exists());
     if !installed
         && !run(
-            "npm ci (playwright-core, axe-core)",
+            &format!("npm ci in {dir} ({})", needed.join(", ")),
             Command::new("npm")
-                .current_dir(&browser_dir)
+                .current_dir(&dir_path)
                 .args(["ci", "--no-audit", "--no-fund"]),
         )?
     {
-        bail!("npm ci failed in tests/browser");
+        bail!("npm ci failed in {dir}");
     }
     Ok(())
 }

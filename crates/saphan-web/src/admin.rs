@@ -30,7 +30,7 @@ pub(crate) struct FailureBudget {
 
 /// What the budget allows for the next attempt.
 #[derive(Debug, PartialEq, Eq)]
-enum Budget {
+pub(crate) enum Budget {
     Open,
     /// The first refusal of this window: worth one audit record.
     JustExhausted,
@@ -51,7 +51,7 @@ impl FailureBudget {
     }
 
     /// Checked before the token is even compared: once spent, no guess is evaluated.
-    fn check(&self) -> Budget {
+    pub(crate) fn check(&self) -> Budget {
         let mut window = self.window();
         match window.1 {
             n if n < FAILURES_PER_MINUTE => Budget::Open,
@@ -63,7 +63,7 @@ impl FailureBudget {
         }
     }
 
-    fn record_failure(&self) {
+    pub(crate) fn record_failure(&self) {
         self.window().1 += 1;
     }
 }

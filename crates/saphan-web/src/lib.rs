@@ -6,12 +6,18 @@
 //! Handlers here only translate between HTTP and plain Rust calls into the capability crates;
 //! no domain rule may live in this crate.
 
+mod account;
 mod admin;
+mod cookies;
+mod identity_api;
 mod middleware;
+mod oidc;
 mod openapi;
+mod passkey;
 mod portal;
 mod problem;
 mod server;
+mod signin;
 mod state;
 mod system;
 #[cfg(test)]
@@ -22,3 +28,24 @@ pub use portal::PortalService;
 pub use problem::ApiProblem;
 pub use server::{router, serve};
 pub use state::{AdminToken, AppState};
+
+/// The client's network address, for per-source throttling. Behind a reverse proxy every client
+/// has the proxy's address (see `docs/architecture.md`).
+pub(crate) struct ClientAddr(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}

@@ -89,6 +89,10 @@ pub(crate) async fn problems(
     if content_type.starts_with("text/html") {
         return response; // already a page written for people
     }
+    if content_type.starts_with("application/json") {
+        // A protocol's own error format (OAuth 2.0 `{error, error_description}`), on purpose.
+        return response;
+    }
     let problem = response
         .extensions()
         .get::<ApiProblem>()
@@ -127,16 +131,23 @@ pub(crate) async fn problems(
 }
 
 /// The security headers every response carries: no framing, no sniffing, only our own scripts,
-/// styles and fonts.
+/// styles and fonts. Forms may only post to this site, except on the digital ID's pages, whose
+/// forms end in a redirect to the relying party (browsers apply `form-action` to redirects).
 pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let hands_back =
+        path.starts_with("/signin") || path == "/consent" || path.starts_with("/oidc/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+        HeaderValue::from_static(if hands_back {
             "default-src 'self'; img-src 'self' data:; style-src 'self'; font-src 'self'; \
-             script-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-        ),
+             script-src 'self'; frame-ancestors 'none'; base-uri 'self'"
+        } else {
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; font-src 'self'; \
+             script-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+        }),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

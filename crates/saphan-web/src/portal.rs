@@ -36,6 +36,18 @@ impl Templates {
                 "admin_login.html",
                 include_str!("../templates/admin_login.html"),
             ),
+            ("signin.html", include_str!("../templates/signin.html")),
+            (
+                "signin_totp.html",
+                include_str!("../templates/signin_totp.html"),
+            ),
+            ("consent.html", include_str!("../templates/consent.html")),
+            ("logout.html", include_str!("../templates/logout.html")),
+            (
+                "signed_out.html",
+                include_str!("../templates/signed_out.html"),
+            ),
+            ("account.html", include_str!("../templates/account.html")),
         ] {
             env.add_template(name, source).expect("templates are valid");
         }
@@ -78,7 +90,20 @@ impl Templates {
 
 #[derive(Deserialize)]
 pub(crate) struct LangQuery {
-    lang: Option<String>,
+    pub(crate) lang: Option<String>,
+}
+
+impl LangQuery {
+    /// The `lang` parameter of a raw query string (for handlers that read the query themselves).
+    pub(crate) fn from_raw(query: Option<&str>) -> LangQuery {
+        LangQuery {
+            lang: query.and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "lang")
+                    .map(|(_, v)| v.into_owned())
+            }),
+        }
+    }
 }
 
 /// The language for a request: `?lang=`, then the `lang` cookie, then `Accept-Language`, then Thai.
@@ -183,6 +208,10 @@ pub(crate) async fn asset(axum::extract::Path(name): axum::extract::Path<String>
         "fonts/sarabun-latin-700-normal.woff2" => (
             include_bytes!("../assets/fonts/sarabun-latin-700-normal.woff2"),
             "font/woff2",
+        ),
+        "passkey.js" => (
+            include_bytes!("../assets/passkey.js"),
+            "text/javascript; charset=utf-8",
         ),
         "fonts/OFL.txt" => (
             include_bytes!("../assets/fonts/OFL.txt"),

@@ -13,7 +13,7 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 
 use crate::middleware::{self, REQUEST_ID};
 use crate::state::AppState;
-use crate::{admin, portal, system};
+use crate::{account, admin, identity_api, oidc, passkey, portal, signin, system};
 
 /// The whole platform's router.
 pub fn router(state: AppState) -> Router {
@@ -39,6 +39,49 @@ fn routes() -> Router<AppState> {
         .route("/admin", get(admin::console))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route(
+            "/oidc/authorize",
+            get(oidc::authorize).post(oidc::authorize),
+        )
+        .route("/oidc/token", post(oidc::token))
+        .route("/oidc/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/oidc/introspect", post(oidc::introspect))
+        .route("/oidc/revoke", post(oidc::revoke))
+        .route("/oidc/logout", get(signin::logout).post(signin::logout))
+        .route(
+            "/signin",
+            get(signin::signin_page).post(signin::signin_submit),
+        )
+        .route(
+            "/signin/totp",
+            get(signin::totp_page).post(signin::totp_submit),
+        )
+        .route("/signin/passkey/begin", post(passkey::signin_begin))
+        .route("/signin/passkey/finish", post(passkey::signin_finish))
+        .route("/account/passkeys/begin", post(passkey::register_begin))
+        .route("/account/passkeys/finish", post(passkey::register_finish))
+        .route("/account/passkeys/remove", post(passkey::remove))
+        .route(
+            "/consent",
+            get(signin::consent_page).post(signin::consent_submit),
+        )
+        .route("/account", get(account::account_page))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/apps/revoke", post(account::revoke_app))
+        .route("/api/v1/identity/agencies", get(identity_api::agencies))
+        .route(
+            "/api/v1/identity/clients",
+            get(identity_api::list_clients).post(identity_api::register_client),
+        )
+        .route(
+            "/api/v1/identity/clients/{client_id}",
+            axum::routing::delete(identity_api::delete_client),
+        )
+        .route(
+            "/api/v1/identity/roles",
+            post(identity_api::grant_role).delete(identity_api::revoke_role),
+        )
 }
 
 /// What every route gets: ids, logs, limits, timeouts, problems, metrics, security headers.
@@ -95,11 +138,14 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled_tx.send(());
-        });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    });
     let server = tokio::spawn(async move { server.await });
     let mut server = server;
     tokio::select! {

@@ -3,6 +3,8 @@ use std::sync::Arc;
 use saphan_audit::AuditLog;
 use saphan_core::Config;
 use saphan_crypto::KeyStore;
+use saphan_identity::Directory;
+use saphan_oidc::Provider;
 use saphan_store::Db;
 
 use crate::portal::{PortalService, Templates};
@@ -50,6 +52,12 @@ pub struct AppState {
     /// A demo platform says so on every page.
     pub demo: bool,
     pub(crate) admin_failures: Arc<crate::admin::FailureBudget>,
+    /// The digital ID: identities, sign-in methods, roles.
+    pub directory: Directory,
+    /// The OpenID provider over the directory.
+    pub oidc: Provider,
+    /// Passkey sign-in, when the public URL can be a WebAuthn relying party.
+    pub passkeys: Option<saphan_identity::Passkeys>,
 }
 
 impl AppState {
@@ -62,7 +70,26 @@ impl AppState {
         services: Vec<PortalService>,
         known_migrations: usize,
     ) -> AppState {
+        let directory = Directory::new(db.clone(), audit.clone(), &config.identity)
+            .expect("identity configuration was validated with the rest");
+        let oidc = Provider::new(
+            db.clone(),
+            keys.clone(),
+            directory.clone(),
+            &config.public_url,
+            &config.identity,
+        );
+        let passkeys = match saphan_identity::Passkeys::new(&config.public_url, directory.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are off");
+                None
+            }
+        };
         AppState {
+            passkeys,
+            directory,
+            oidc,
             config: Arc::new(config),
             db,
             keys,

@@ -101,10 +101,20 @@ pub async fn run(options: DemoOptions) -> Result<()> {
 
     let mut platform = Platform::open(config, keys).await?;
     platform.demo = true;
+    let directory = saphan_identity::Directory::new(
+        platform.db.clone(),
+        platform.audit.clone(),
+        &platform.config.identity,
+    )?;
     let outcomes = Seeder::new(platform.db.clone(), options.seed)
         .show_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .provide(Arc::new(platform.audit.clone()))
+        .provide(Arc::new(directory))
         .step(PlatformInitialised)
+        .step(crate::demo_people::DemoPeople {
+            data_dir: platform.config.data_dir.clone(),
+            extra_citizens: 50,
+        })
         .run()
         .await?;
     let ran = outcomes
@@ -126,9 +136,16 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     } else {
         format!("the token in {}", token_path.display())
     };
+    let data_dir = platform.config.data_dir.clone();
+    let public_url = platform.config.public_url.clone();
     platform
         .serve(admin_token, move |addr| {
-            let base = format!("http://{addr}");
+            // The public address (localhost, so passkeys work), unless the port was picked now.
+            let base = if addr.port() == options.listen.map_or(0, |l| l.port()) {
+                public_url
+            } else {
+                format!("http://{addr}")
+            };
             println!();
             println!("Saphan is running (Ctrl-C to stop). / สะพานพร้อมให้บริการแล้ว");
             println!("  Portal / พอร์ทัล:            {base}/");
@@ -137,6 +154,8 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             );
             println!("  Admin console / ผู้ดูแลระบบ:  {base}/admin   (sign in with {token_hint})");
             println!("  Health: {base}/healthz  Ready: {base}/readyz  Metrics: {base}/metrics");
+            println!("  OpenID provider: {base}/.well-known/openid-configuration");
+            crate::demo_people::print_logins(&data_dir, &base);
         })
         .await
 }

@@ -6,6 +6,8 @@
 
 mod audit_cmd;
 mod demo;
+mod demo_people;
+mod identity_cmd;
 mod keys_cmd;
 mod platform;
 
@@ -63,6 +65,18 @@ enum Command {
     /// Verify, export and prove the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Agencies whose officials hold roles and whose systems sign people in.
+    #[command(subcommand)]
+    Agencies(identity_cmd::AgenciesCommand),
+    /// People in the digital ID (bootstrap officials; recovery codes).
+    #[command(subcommand)]
+    Identities(identity_cmd::IdentitiesCommand),
+    /// Officials' roles per agency.
+    #[command(subcommand)]
+    Roles(identity_cmd::RolesCommand),
+    /// OpenID Connect relying parties.
+    #[command(subcommand)]
+    Clients(identity_cmd::ClientsCommand),
     /// Print the OpenAPI 3.1 document.
     Openapi,
 }
@@ -145,6 +159,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = load()?;
             init_logging(&config, "warn");
             return audit_cmd::run(&config, command).await;
+        }
+        Command::Agencies(command) => {
+            let config = load()?;
+            init_logging(&config, "warn");
+            identity_cmd::agencies(&config, command).await?;
+        }
+        Command::Identities(command) => {
+            let config = load()?;
+            init_logging(&config, "warn");
+            identity_cmd::identities(&config, command).await?;
+        }
+        Command::Roles(command) => {
+            let config = load()?;
+            init_logging(&config, "warn");
+            identity_cmd::roles(&config, command).await?;
+        }
+        Command::Clients(command) => {
+            let config = load()?;
+            init_logging(&config, "warn");
+            identity_cmd::clients(&config, command).await?;
         }
         Command::Openapi => {
             println!("{}", saphan_web::openapi_document().to_pretty_json()?);

@@ -14,7 +14,13 @@ use saphan_web::{AdminToken, AppState, PortalService};
 
 /// Every migration this build knows, in the order they apply.
 pub fn migrations() -> Vec<Migration> {
-    [saphan_audit::MIGRATIONS, saphan_seed::MIGRATIONS].concat()
+    [
+        saphan_audit::MIGRATIONS,
+        saphan_seed::MIGRATIONS,
+        saphan_identity::MIGRATIONS,
+        saphan_oidc::MIGRATIONS,
+    ]
+    .concat()
 }
 
 pub async fn connect(config: &Config) -> Result<Db> {

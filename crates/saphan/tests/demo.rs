@@ -24,9 +24,10 @@ fn a_second_start_reuses_the_data() {
     );
     let said = String::from_utf8_lossy(&first.stderr);
     assert!(said.contains("Created a key-store passphrase"), "{said}");
-    assert!(said.contains("1 seed steps ran"), "{said}");
+    assert!(said.contains("2 seed steps ran"), "{said}");
     let keystore = std::fs::read(data.join("keys/keystore.json")).unwrap();
     let token = std::fs::read(data.join("admin-token")).unwrap();
+    let logins = std::fs::read(data.join("demo-logins.json")).unwrap();
 
     let second = demo(&data);
     assert!(
@@ -36,7 +37,7 @@ fn a_second_start_reuses_the_data() {
     );
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(
-        said.contains("0 seed steps ran, 1 were already done"),
+        said.contains("0 seed steps ran, 2 were already done"),
         "{said}"
     );
     assert!(
@@ -48,6 +49,11 @@ fn a_second_start_reuses_the_data() {
         keystore
     );
     assert_eq!(std::fs::read(data.join("admin-token")).unwrap(), token);
+    assert_eq!(
+        std::fs::read(data.join("demo-logins.json")).unwrap(),
+        logins,
+        "the demo people are seeded once"
+    );
 
     #[cfg(unix)]
     for secret in [
@@ -55,6 +61,7 @@ fn a_second_start_reuses_the_data() {
         "admin-token",
         "saphan.toml",
         "keys/keystore.json",
+        "demo-logins.json",
     ] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(data.join(secret))

@@ -1,0 +1,159 @@
+//! "My account": who the platform thinks you are and how surely, your sign-in methods, your
+//! sessions and the services you have allowed, each revocable.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+
+use crate::cookies;
+use crate::oidc::{current_session, see_other, server_problem};
+use crate::portal::LangQuery;
+use crate::problem::ApiProblem;
+use crate::state::AppState;
+
+pub(crate) async fn account_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Result<Response, ApiProblem> {
+    let Some(session) = current_session(&state, &headers).await? else {
+        return Ok(see_other("/signin"));
+    };
+    let problem = |e: saphan_identity::IdentityError| ApiProblem(e.problem());
+    let Some(identity) = state
+        .directory
+        .get(&session.identity_id)
+        .await
+        .map_err(problem)?
+    else {
+        return Ok(see_other("/signin"));
+    };
+    let methods = state
+        .directory
+        .methods(&identity.id)
+        .await
+        .map_err(problem)?;
+    let passkeys = state
+        .directory
+        .passkeys(&identity.id)
+        .await
+        .map_err(problem)?;
+    let roles = state
+        .directory
+        .roles_of(&identity.id)
+        .await
+        .map_err(problem)?;
+    let act_for = state
+        .directory
+        .act_for(&identity.id)
+        .await
+        .map_err(problem)?;
+    let sessions = state
+        .oidc
+        .sessions_of(&identity.id, Some(&session))
+        .await
+        .map_err(server_problem)?;
+    let apps: Vec<serde_json::Value> = state
+        .oidc
+        .consents_of(&identity.id)
+        .await
+        .map_err(server_problem)?
+        .into_iter()
+        .map(|(client, scopes, granted_at)| {
+            let items: Vec<serde_json::Value> = scopes
+                .iter()
+                .filter_map(|s| saphan_oidc::scope::info(s))
+                .map(|s| serde_json::json!({ "th": s.consent.th, "en": s.consent.en }))
+                .collect();
+            serde_json::json!({
+                "client_id": client.client_id, "th": client.name.th, "en": client.name.en,
+                "agency": client.agency, "items": items, "granted_at": granted_at,
+            })
+        })
+        .collect();
+    let roles: Vec<serde_json::Value> = roles
+        .iter()
+        .map(|r| serde_json::json!({ "agency": r.agency, "th": r.role.title().th, "en": r.role.title().en }))
+        .collect();
+    Ok(crate::signin::form_page(
+        &state,
+        &headers,
+        &query,
+        "account.html",
+        "/account",
+        StatusCode::OK,
+        minijinja::context! {
+            name_th => identity.name.th.to_string(), name_en => identity.name.en.to_string(),
+            kind => identity.kind.as_str(),
+            ial => identity.effective_ial().as_str(), recorded_ial => identity.ial.as_str(),
+            reproofing => identity.reproofing_required,
+            aal => session.aal.as_str(),
+            methods => minijinja::Value::from_serialize(methods),
+            passkeys => minijinja::Value::from_serialize(&passkeys),
+            sessions => minijinja::Value::from_serialize(&sessions),
+            apps => minijinja::Value::from_serialize(&apps),
+            roles => minijinja::Value::from_serialize(&roles),
+            act_for => minijinja::Value::from_serialize(&act_for),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AccountAction {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    session: String,
+    #[serde(default)]
+    client_id: String,
+}
+
+pub(crate) async fn end_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<AccountAction>,
+) -> Result<Response, ApiProblem> {
+    let Some(current) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    state
+        .oidc
+        .end_session_of(&current.identity_id, &form.session)
+        .await
+        .map_err(server_problem)?;
+    Ok(see_other(if form.session == current.public_id {
+        "/"
+    } else {
+        "/account"
+    }))
+}
+
+pub(crate) async fn revoke_app(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<AccountAction>,
+) -> Result<Response, ApiProblem> {
+    let Some(current) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    state
+        .oidc
+        .revoke_consent(&current.identity_id, &form.client_id)
+        .await
+        .map_err(server_problem)?;
+    Ok(see_other("/account"))
+}
+
+/// The session behind an account form, after the CSRF check.
+async fn account_action(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Option<saphan_oidc::Session>, ApiProblem> {
+    if !cookies::csrf_ok(headers, csrf) {
+        return Err(crate::signin::csrf_failure());
+    }
+    current_session(state, headers).await
+}
