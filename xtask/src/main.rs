@@ -197,14 +197,21 @@ fn test(args: &[String]) -> Result<bool> {
 
 fn bench() -> Result<bool> {
     let root = root();
-    let mut bench = cargo();
-    bench
-        .current_dir(&root)
-        .args(["bench", "-p", "saphan-audit", "--bench", "append"]);
-    if std::env::var_os("SAPHAN_BENCH_POSTGRES_URL").is_none() {
-        bench.env("SAPHAN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES);
+    let mut ok = true;
+    for (name, package, bench) in [
+        ("audit-log append benchmark", "saphan-audit", "append"),
+        ("sign-in benchmark", "saphan-web", "signin"),
+    ] {
+        let mut command = cargo();
+        command
+            .current_dir(&root)
+            .args(["bench", "-p", package, "--bench", bench]);
+        if std::env::var_os("SAPHAN_BENCH_POSTGRES_URL").is_none() {
+            command.env("SAPHAN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES);
+        }
+        ok &= run(name, &mut command)?;
     }
-    run("audit-log append benchmark", &mut bench)
+    Ok(ok)
 }
 
 /// Kills the demo if a step fails before it is stopped gracefully.
@@ -328,7 +335,11 @@ fn ensure_browser_tools(root: &Path) -> Result<()> {
             bail!("cannot install Chromium with apt-get");
         }
     }
-    ensure_node_packages(root, "tests/browser", &["playwright-core", "axe-core", "otpauth"])
+    ensure_node_packages(
+        root,
+        "tests/browser",
+        &["playwright-core", "axe-core", "otpauth"],
+    )
 }
 
 /// Runs `npm ci` in `dir` unless every package in `needed` is already installed there.

@@ -333,7 +333,7 @@ impl Directory {
         identity_id: &str,
         password: &str,
     ) -> Result<(), IdentityError> {
-        let hash = self.hasher.hash(password)?;
+        let hash = self.hasher.hash_off_thread(password).await?;
         self.store_password_hash(identity_id, &hash).await?;
         self.record(
             actor,
@@ -505,7 +505,26 @@ impl Directory {
         attempt: PasswordAttempt<'_>,
     ) -> Result<PasswordOutcome, SignInError> {
         let pseudonym = self.account_pseudonym(attempt.login).await?;
-        let identity = self.find(attempt.login).await?;
+        // The identity, its password hash and whether a second factor follows, in one query.
+        let columns: Vec<String> = IDENTITY_COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{}", c.trim()))
+            .collect();
+        let row = sqlx::query(&format!(
+            "SELECT {}, p.hash, \
+               (SELECT COUNT(*) FROM id_totp t WHERE t.identity_id = i.id AND t.confirmed = 1) \
+             FROM id_identities i LEFT JOIN id_passwords p ON p.identity_id = i.id \
+             WHERE i.login_key = $1",
+            columns.join(", ")
+        ))
+        .bind(attempt.login.key())
+        .fetch_optional(self.db.pool())
+        .await?;
+        let identity = row.as_ref().map(identity_from_row).transpose()?;
+        let (stored, second_factor_required) = match &row {
+            Some(r) => (r.get::<Option<String>, _>(11), r.get::<i64, _>(12) > 0),
+            None => (None, false),
+        };
         let known_device = match &identity {
             Some(i) => self.device_is_known(&i.id, attempt.device_token).await?,
             None => false,
@@ -513,30 +532,19 @@ impl Directory {
         let now = now_unix();
         let subject = self.audit_subject(identity.as_ref(), &pseudonym).await;
         let source = self.mac("source", attempt.source).await?;
-        if let Gate::Locked { retry_after_secs } = self
+        let (gate, had_failures) = self
             .throttle
-            .check(&pseudonym, &source, known_device, now)
-            .await?
-        {
+            .check_counting(&pseudonym, &source, known_device, now)
+            .await?;
+        if let Gate::Locked { retry_after_secs } = gate {
             self.record("anonymous", "identity.sign-in.refused", subject, &serde_json::json!({ "method": "pwd", "reason": "locked", "source": &source[..16] }))
                 .await?;
             return Err(SignInError::Locked { retry_after_secs });
         }
-        let stored = match &identity {
-            Some(i) => sqlx::query("SELECT hash FROM id_passwords WHERE identity_id = $1")
-                .bind(&i.id)
-                .fetch_optional(self.db.pool())
-                .await?
-                .map(|r| r.get::<String, _>(0)),
-            None => None,
-        };
-        let matched = match &stored {
-            Some(hash) => self.hasher.verify(attempt.password, hash),
-            None => {
-                self.hasher.verify_decoy(attempt.password);
-                false
-            }
-        };
+        let matched = self
+            .hasher
+            .verify_off_thread(attempt.password, stored)
+            .await;
         let identity = match (matched, identity) {
             (true, Some(identity)) => identity,
             _ => {
@@ -553,9 +561,10 @@ impl Directory {
                 return Err(SignInError::Invalid);
             }
         };
-        let second_factor_required = self.totp_secret(&identity.id, true).await?.is_some();
         if !second_factor_required {
-            self.throttle.record_success(&pseudonym).await?;
+            if had_failures {
+                self.throttle.record_success(&pseudonym).await?;
+            }
             self.record(
                 format!("identity:{}", identity.id),
                 "identity.sign-in",
@@ -735,7 +744,7 @@ impl Directory {
         let identity = match (used, identity) {
             (true, Some(i)) => i,
             _ => {
-                self.hasher.verify_decoy(new_password);
+                self.hasher.verify_off_thread(new_password, None).await;
                 self.throttle
                     .record_failure(&pseudonym, &source, now)
                     .await?;
@@ -744,7 +753,7 @@ impl Directory {
                 return Err(SignInError::Invalid);
             }
         };
-        let hash = self.hasher.hash(new_password)?;
+        let hash = self.hasher.hash_off_thread(new_password).await?;
         let mut tx = self.db.pool().begin().await.map_err(IdentityError::from)?;
         for sql in [
             "DELETE FROM id_totp WHERE identity_id = $1",

@@ -76,6 +76,34 @@ impl PasswordHasher {
     }
 }
 
+impl PasswordHasher {
+    /// [`PasswordHasher::verify`] on the blocking pool: argon2 takes tens of milliseconds of CPU
+    /// and must not stall the async workers that serve every other request.
+    pub async fn verify_off_thread(&self, password: &str, stored: Option<String>) -> bool {
+        let hasher = self.clone();
+        let password = zeroize::Zeroizing::new(password.to_string());
+        tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => hasher.verify(&password, &hash),
+            None => {
+                hasher.verify_decoy(&password);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// [`PasswordHasher::hash`] on the blocking pool.
+    pub async fn hash_off_thread(&self, password: &str) -> Result<String, IdentityError> {
+        check_policy(password)?;
+        let hasher = self.clone();
+        let password = zeroize::Zeroizing::new(password.to_string());
+        tokio::task::spawn_blocking(move || hasher.hash_unchecked(&password))
+            .await
+            .map_err(|e| IdentityError::Internal(format!("hashing task: {e}")))?
+    }
+}
+
 pub fn check_policy(password: &str) -> Result<(), IdentityError> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
         return Err(IdentityError::WeakPassword);

@@ -84,6 +84,21 @@ impl Throttle {
         known_device: bool,
         now: i64,
     ) -> Result<Gate, IdentityError> {
+        Ok(self
+            .check_counting(account, source, known_device, now)
+            .await?
+            .0)
+    }
+
+    /// [`Throttle::check`], also saying whether the account has failures on record (so that a
+    /// success need not write when there is nothing to clear).
+    pub async fn check_counting(
+        &self,
+        account: &str,
+        source: &str,
+        known_device: bool,
+        now: i64,
+    ) -> Result<(Gate, bool), IdentityError> {
         let rows =
             sqlx::query("SELECT key, locked_until FROM id_throttle WHERE key = $1 OR key = $2")
                 .bind(account_key(account))
@@ -91,21 +106,26 @@ impl Throttle {
                 .fetch_all(self.db.pool())
                 .await?;
         let mut until = 0i64;
+        let mut account_failures = false;
         for row in rows {
             let key: String = row.get(0);
             let locked_until: i64 = row.get(1);
-            if known_device && key.starts_with("account:") {
-                continue;
+            if key.starts_with("account:") {
+                account_failures = true;
+                if known_device {
+                    continue;
+                }
             }
             until = until.max(locked_until);
         }
-        Ok(if until > now {
+        let gate = if until > now {
             Gate::Locked {
                 retry_after_secs: (until - now) as u64,
             }
         } else {
             Gate::Open
-        })
+        };
+        Ok((gate, account_failures))
     }
 
     pub async fn record_failure(

@@ -346,6 +346,7 @@ impl Provider {
                 .await
                 .map_err(OAuthError::from)?;
         }
+        self.client_cache.forget(client_id);
         self.record(
             &by.actor(),
             "oidc.client.deleted",
@@ -356,11 +357,16 @@ impl Provider {
         Ok(true)
     }
 
+    /// A registered client. Found clients are cached for a few seconds (every sign-in asks for
+    /// its client several times); a change on another node shows within [`CLIENT_CACHE_SECS`].
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
         if client_id.is_empty() || client_id.len() > 128 {
             return Ok(None);
         }
-        sqlx::query(&format!(
+        if let Some(client) = self.client_cache.get(client_id) {
+            return Ok(Some(client));
+        }
+        let client = sqlx::query(&format!(
             "SELECT {CLIENT_COLUMNS} FROM oidc_clients WHERE client_id = $1"
         ))
         .bind(client_id)
@@ -368,7 +374,11 @@ impl Provider {
         .await?
         .as_ref()
         .map(client_from_row)
-        .transpose()
+        .transpose()?;
+        if let Some(c) = &client {
+            self.client_cache.put(c.clone());
+        }
+        Ok(client)
     }
 
     pub async fn clients(&self, agency: Option<&str>) -> Result<Vec<Client>, OAuthError> {
@@ -500,5 +510,43 @@ impl Provider {
                 Ok(client)
             }
         }
+    }
+}
+
+/// How long a client read from the database is trusted.
+pub const CLIENT_CACHE_SECS: u64 = 5;
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+/// Recently read clients. Only clients that exist are kept, so unknown ids cannot fill it.
+#[derive(Default)]
+pub(crate) struct ClientCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+}
+
+impl ClientCache {
+    fn get(&self, client_id: &str) -> Option<Client> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(client_id)
+            .filter(|(at, _)| at.elapsed().as_secs() < CLIENT_CACHE_SECS)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, client: Client) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CLIENT_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(
+            client.client_id.clone(),
+            (std::time::Instant::now(), client),
+        );
+    }
+
+    fn forget(&self, client_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(client_id);
     }
 }

@@ -18,7 +18,7 @@ mod session;
 pub use client::{Client, ClientAuth, ClientRegistration, RegisteredClient, RegistrationError};
 pub use provider::{
     single_params, AuthRequest, AuthorizeFailure, Finish, Introspection, LogoutTarget, Provider,
-    TokenResponse,
+    TokenResponse, MAX_SEALED_REQUEST,
 };
 pub use session::{Session, SessionInfo};
 
@@ -41,11 +41,6 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         min_acr TEXT,
         created_at TEXT NOT NULL,
         created_by TEXT NOT NULL
-    );
-    CREATE TABLE oidc_requests (
-        id TEXT PRIMARY KEY,
-        request TEXT NOT NULL,
-        expires_at BIGINT NOT NULL
     );
     CREATE TABLE oidc_sessions (
         id TEXT PRIMARY KEY,

@@ -24,6 +24,8 @@ use crate::{now_unix, random_token, scope, sha256_hex, OAuthError};
 const MAX_PARAM: usize = 2048;
 /// How long a pending authorization request waits for the person to sign in.
 const REQUEST_TTL_SECS: i64 = 30 * 60;
+/// Longest sealed request accepted (every parameter is capped at [`MAX_PARAM`]).
+pub const MAX_SEALED_REQUEST: usize = 16 * 1024;
 /// ID tokens are short-lived: they prove a sign-in, they are not credentials.
 const ID_TOKEN_TTL_SECS: i64 = 600;
 
@@ -44,6 +46,7 @@ pub struct Provider {
     pub(crate) issuer: String,
     pub(crate) lifetimes: Lifetimes,
     pairwise: Arc<OnceCell<[u8; 32]>>,
+    pub(crate) client_cache: Arc<crate::client::ClientCache>,
 }
 
 /// A validated authorization request (OIDC Core §3.1.2.1).
@@ -196,6 +199,7 @@ impl Provider {
                 refresh_secs: config.refresh_token_ttl_days as i64 * 86400,
             },
             pairwise: Arc::new(OnceCell::new()),
+            client_cache: Arc::default(),
         }
     }
 
@@ -376,41 +380,35 @@ impl Provider {
     }
 
     /// Keeps a request while the person signs in; returns its id for the sign-in pages.
+    /// Seals a request for the sign-in pages: the request itself, MAC'd with a platform secret,
+    /// so that no node needs to store it and any node can take it back. It is valid for
+    /// [`REQUEST_TTL_SECS`]; replaying it needs the person's session and yields codes bound to
+    /// the original PKCE challenge and redirect URI, so it gains nothing.
     pub async fn save_request(&self, request: &AuthRequest) -> Result<String, OAuthError> {
-        let id = random_token();
-        let now = now_unix();
-        sqlx::query("DELETE FROM oidc_requests WHERE expires_at < $1")
-            .bind(now)
-            .execute(self.db.pool())
-            .await?;
-        sqlx::query("INSERT INTO oidc_requests (id, request, expires_at) VALUES ($1, $2, $3)")
-            .bind(sha256_hex(&id))
-            .bind(serde_json::to_string(request).expect("json"))
-            .bind(now + REQUEST_TTL_SECS)
-            .execute(self.db.pool())
-            .await?;
-        Ok(id)
+        let body = b64url(&serde_json::to_vec(request).expect("json"));
+        let mac = self.directory.mac("oidc-request", &body).await?;
+        Ok(format!("{body}.{mac}"))
     }
 
+    /// The request a sealed id carries, if the seal holds and it has not expired.
     pub async fn load_request(&self, id: &str) -> Result<Option<AuthRequest>, OAuthError> {
-        if id.is_empty() || id.len() > 100 {
+        if id.is_empty() || id.len() > MAX_SEALED_REQUEST {
             return Ok(None);
         }
-        let row =
-            sqlx::query("SELECT request FROM oidc_requests WHERE id = $1 AND expires_at > $2")
-                .bind(sha256_hex(id))
-                .bind(now_unix())
-                .fetch_optional(self.db.pool())
-                .await?;
-        Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok()))
-    }
-
-    pub async fn forget_request(&self, id: &str) -> Result<(), OAuthError> {
-        sqlx::query("DELETE FROM oidc_requests WHERE id = $1")
-            .bind(sha256_hex(id))
-            .execute(self.db.pool())
-            .await?;
-        Ok(())
+        let Some((body, mac)) = id.rsplit_once('.') else {
+            return Ok(None);
+        };
+        let expected = self.directory.mac("oidc-request", body).await?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            mac.as_bytes(),
+        )) {
+            return Ok(None);
+        }
+        let request: Option<AuthRequest> = saphan_crypto::b64url_decode(body)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        Ok(request.filter(|r| r.received_at + REQUEST_TTL_SECS > now_unix()))
     }
 
     fn error_redirect(&self, request: &AuthRequest, error: OAuthError) -> Finish {
@@ -426,10 +424,12 @@ impl Provider {
     }
 
     /// Decides what a request needs next, given the browser's session (if any).
+    /// `identity` is the session's person when the caller has just loaded them (a sign-in).
     pub async fn decide(
         &self,
         request: &AuthRequest,
         session: Option<&Session>,
+        identity: Option<&Identity>,
     ) -> Result<Finish, OAuthError> {
         let client = match self.client(&request.client_id).await? {
             Some(c) => c,
@@ -458,8 +458,12 @@ impl Provider {
                 Finish::SignIn
             });
         };
-        let Some(identity) = self.directory.get(&session.identity_id).await? else {
-            return Ok(Finish::SignIn);
+        let identity = match identity.filter(|i| i.id == session.identity_id) {
+            Some(i) => i.clone(),
+            None => match self.directory.get(&session.identity_id).await? {
+                Some(i) => i,
+                None => return Ok(Finish::SignIn),
+            },
         };
         let achieved = Assurance::new(identity.effective_ial(), session.aal);
         let wanted: Vec<Assurance> = request
@@ -566,13 +570,7 @@ impl Provider {
         .bind(now_unix() + self.lifetimes.code_secs)
         .execute(self.db.pool())
         .await?;
-        self.record(
-            &format!("identity:{}", identity.id),
-            "oidc.code.issued",
-            &format!("client:{}", request.client_id),
-            &json!({ "scope": request.scopes, "acr": achieved.acr() }),
-        )
-        .await?;
+        // The release is audited when the code becomes tokens (`oidc.token.issued`).
         Ok(code)
     }
 
@@ -738,30 +736,23 @@ impl Provider {
             ));
         }
         let code_hash = sha256_hex(code);
+        // One use only: the first exchange marks it, whatever the outcome, so a stolen code
+        // cannot be tried against many verifiers. Marking and reading are one statement.
         let row = sqlx::query(
-            "SELECT client_id, identity_id, session_id, redirect_uri, scope, nonce, code_challenge, acr, amr, auth_time, expires_at, used \
-             FROM oidc_codes WHERE code_hash = $1",
+            "UPDATE oidc_codes SET used = used + 1 WHERE code_hash = $1 AND client_id = $2 \
+             RETURNING client_id, identity_id, session_id, redirect_uri, scope, nonce, code_challenge, acr, amr, \
+             auth_time, expires_at, used, \
+             (SELECT public_id FROM oidc_sessions s WHERE s.id = oidc_codes.session_id)",
         )
         .bind(&code_hash)
+        .bind(&client.client_id)
         .fetch_optional(self.db.pool())
         .await?;
         let invalid = || OAuthError::invalid_grant("the code is invalid, expired or already used");
         let Some(row) = row else {
             return Err(invalid());
         };
-        let code_client: String = row.get(0);
-        if code_client != client.client_id {
-            return Err(invalid());
-        }
-        // One use only: the first exchange marks it, whatever the outcome, so a stolen code
-        // cannot be tried against many verifiers.
-        let first_use =
-            sqlx::query("UPDATE oidc_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
-                .bind(&code_hash)
-                .execute(self.db.pool())
-                .await?
-                .rows_affected()
-                == 1;
+        let first_use = row.get::<i64, _>(11) == 1;
         let identity_id: String = row.get(1);
         if !first_use {
             // RFC 6749 §4.1.2: revoke what the code already gave.
@@ -799,6 +790,7 @@ impl Provider {
         let grant = Grant {
             identity_id,
             session_id: row.get(2),
+            sid: row.get(12),
             family: code_hash,
             scope: row.get(4),
             nonce: row.get(5),
@@ -819,7 +811,8 @@ impl Provider {
         let token = token.ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
         let hash = sha256_hex(token);
         let row = sqlx::query(
-            "SELECT client_id, identity_id, session_id, family, scope, acr, amr, auth_time, expires_at, revoked, rotated \
+            "SELECT client_id, identity_id, session_id, family, scope, acr, amr, auth_time, expires_at, revoked, rotated, \
+             (SELECT public_id FROM oidc_sessions s WHERE s.id = oidc_tokens.session_id) \
              FROM oidc_tokens WHERE token_hash = $1 AND kind = 'refresh'",
         )
         .bind(&hash)
@@ -878,6 +871,7 @@ impl Provider {
         let grant = Grant {
             identity_id,
             session_id: row.get(2),
+            sid: row.get(11),
             family,
             scope,
             nonce: None,
@@ -947,8 +941,8 @@ impl Provider {
         if let Some(nonce) = &grant.nonce {
             claims.insert("nonce".into(), nonce.clone().into());
         }
-        if let Some(sid) = self.session_public_id(&grant.session_id).await? {
-            claims.insert("sid".into(), sid.into());
+        if let Some(sid) = &grant.sid {
+            claims.insert("sid".into(), sid.clone().into());
         }
         let id_token = jose::sign(&self.keys, client.id_token_alg(), &Value::Object(claims))?;
         self.record(
@@ -966,16 +960,6 @@ impl Provider {
             id_token,
             scope: grant.scope.clone(),
         })
-    }
-
-    async fn session_public_id(&self, session_id: &str) -> Result<Option<String>, OAuthError> {
-        Ok(
-            sqlx::query("SELECT public_id FROM oidc_sessions WHERE id = $1")
-                .bind(session_id)
-                .fetch_optional(self.db.pool())
-                .await?
-                .map(|r| r.get(0)),
-        )
     }
 
     /// The claims `scopes` release about a person (besides `sub`).
@@ -1256,6 +1240,8 @@ pub struct LogoutTarget {
 struct Grant {
     identity_id: String,
     session_id: String,
+    /// The session's public id, for the `sid` claim.
+    sid: Option<String>,
     family: String,
     scope: String,
     nonce: Option<String>,

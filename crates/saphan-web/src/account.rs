@@ -157,3 +157,128 @@ async fn account_action(
     }
     current_session(state, headers).await
 }
+
+pub(crate) async fn recover_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    crate::signin::form_page(
+        &state,
+        &headers,
+        &query,
+        "recover.html",
+        "/recover",
+        StatusCode::OK,
+        minijinja::context! { error => None::<String> },
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RecoverForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    identifier: String,
+    #[serde(default)]
+    nationality: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Account recovery: a one-time code and a new password. Ends every session; the new one is
+/// AAL 1 and the identity asserts IAL 1 until proofed again (see `Directory::recover`).
+pub(crate) async fn recover_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    crate::ClientAddr(source): crate::ClientAddr,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Form(form): Form<RecoverForm>,
+) -> Result<Response, ApiProblem> {
+    if !cookies::csrf_ok(&headers, &form.csrf) {
+        return Err(crate::signin::csrf_failure());
+    }
+    let lang = LangQuery::from_raw(raw.as_deref());
+    let again = |status: StatusCode, error: &str| {
+        crate::signin::form_page(
+            &state,
+            &headers,
+            &lang,
+            "recover.html",
+            "/recover",
+            status,
+            minijinja::context! { error => error },
+        )
+    };
+    let Ok(login) = saphan_identity::LoginId::parse(&form.identifier, &form.nationality) else {
+        return Ok(again(StatusCode::BAD_REQUEST, "invalid"));
+    };
+    let identity = match state
+        .directory
+        .recover(&login, &form.code, &form.password, &source)
+        .await
+    {
+        Ok(identity) => identity,
+        Err(saphan_identity::SignInError::Invalid) => {
+            return Ok(again(StatusCode::UNAUTHORIZED, "invalid"))
+        }
+        Err(saphan_identity::SignInError::Locked { .. }) => {
+            return Ok(again(StatusCode::TOO_MANY_REQUESTS, "locked"))
+        }
+        Err(saphan_identity::SignInError::Other(saphan_identity::IdentityError::WeakPassword)) => {
+            return Ok(again(StatusCode::BAD_REQUEST, "weak"))
+        }
+        Err(saphan_identity::SignInError::Other(e)) => return Err(ApiProblem(e.problem())),
+    };
+    state
+        .oidc
+        .end_all_sessions(&identity.id, "account recovered")
+        .await
+        .map_err(server_problem)?;
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (cookie, _) = state
+        .oidc
+        .start_session(&identity.id, saphan_identity::Aal::L1, &["pwd"], user_agent)
+        .await
+        .map_err(server_problem)?;
+    let mut response = see_other("/account");
+    crate::oidc::set_session_cookies(&state, &mut response, &cookie, &identity.id).await?;
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Shows ten fresh recovery codes, once.
+pub(crate) async fn new_recovery_codes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ApiProblem> {
+    let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    let codes = state
+        .directory
+        .new_recovery_codes(&session.identity_id)
+        .await
+        .map_err(|e| ApiProblem(e.problem()))?;
+    Ok(crate::signin::form_page(
+        &state,
+        &headers,
+        &LangQuery::from_raw(raw.as_deref()),
+        "recovery_codes.html",
+        "/account",
+        StatusCode::OK,
+        minijinja::context! { codes => codes },
+    ))
+}

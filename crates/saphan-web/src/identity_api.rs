@@ -122,6 +122,16 @@ fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Register an OpenID relying party for an agency (operator or the agency's administrator).
+#[utoipa::path(post, path = "/api/v1/identity/clients", tag = "digital-id",
+    request_body(content = Object, content_type = "application/json",
+        description = "name {th,en}, agency, redirect_uris, post_logout_redirect_uris, scopes, token_endpoint_auth_method, jwks, id_token_signed_response_alg, min_acr"),
+    responses(
+        (status = 201, description = "The client, with client_secret shown once", body = Object),
+        (status = 400, description = "Invalid registration", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Authentication required", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this agency", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub(crate) async fn register_client(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -147,6 +157,12 @@ pub(crate) struct AgencyQuery {
     agency: Option<String>,
 }
 
+/// The relying parties the caller may manage.
+#[utoipa::path(get, path = "/api/v1/identity/clients", tag = "digital-id",
+    params(("agency" = Option<String>, Query, description = "Only this agency's clients")),
+    responses((status = 200, description = "`clients`", body = Object),
+        (status = 401, description = "Authentication required", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub(crate) async fn list_clients(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -164,6 +180,12 @@ pub(crate) async fn list_clients(
     Ok(Json(serde_json::json!({ "clients": clients })).into_response())
 }
 
+/// Remove a relying party; everything issued to it is revoked.
+#[utoipa::path(delete, path = "/api/v1/identity/clients/{client_id}", tag = "digital-id",
+    params(("client_id" = String, Path, description = "The client")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such client", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub(crate) async fn delete_client(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -226,6 +248,12 @@ async fn change_role(
     Ok(Json(serde_json::json!({ "changed": changed })).into_response())
 }
 
+/// Grant an official a role in an agency (through the authorization layer; audited).
+#[utoipa::path(post, path = "/api/v1/identity/roles", tag = "digital-id",
+    request_body(content = Object, content_type = "application/json", description = "identity_id, agency, role"),
+    responses((status = 200, description = "`changed`: false when already held", body = Object),
+        (status = 403, description = "Not allowed", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub(crate) async fn grant_role(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -234,6 +262,12 @@ pub(crate) async fn grant_role(
     change_role(&state, &headers, &body, true).await
 }
 
+/// Take a role away (through the authorization layer; audited).
+#[utoipa::path(delete, path = "/api/v1/identity/roles", tag = "digital-id",
+    request_body(content = Object, content_type = "application/json", description = "identity_id, agency, role"),
+    responses((status = 200, description = "`changed`: false when not held", body = Object),
+        (status = 403, description = "Not allowed", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub(crate) async fn revoke_role(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -242,6 +276,9 @@ pub(crate) async fn revoke_role(
     change_role(&state, &headers, &body, false).await
 }
 
+/// The agencies known to the digital ID.
+#[utoipa::path(get, path = "/api/v1/identity/agencies", tag = "digital-id",
+    responses((status = 200, description = "`agencies`: code and name", body = Object)))]
 pub(crate) async fn agencies(State(state): State<AppState>) -> Result<Response, ApiProblem> {
     let agencies = state
         .directory

@@ -22,6 +22,8 @@ mod state;
 mod system;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;
 
 pub use openapi::openapi_document;
 pub use portal::PortalService;

@@ -52,6 +52,9 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// OpenID Provider metadata (OpenID Connect Discovery 1.0).
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "digital-id",
+    responses((status = 200, description = "Provider metadata", body = Object)))]
 pub(crate) async fn discovery(State(state): State<AppState>) -> Response {
     Json(state.oidc.discovery()).into_response()
 }
@@ -94,7 +97,7 @@ pub(crate) async fn authorize(
         }
     };
     let session = current_session(&state, &headers).await?;
-    next_step(&state, &request, session.as_ref(), None).await
+    next_step(&state, &request, session.as_ref(), None, None).await
 }
 
 /// An error that must not go back to the client: shown to the person (and to developers).
@@ -141,10 +144,11 @@ pub(crate) async fn next_step(
     request: &saphan_oidc::AuthRequest,
     session: Option<&saphan_oidc::Session>,
     request_id: Option<&str>,
+    identity: Option<&saphan_identity::Identity>,
 ) -> Result<Response, ApiProblem> {
     let finish = state
         .oidc
-        .decide(request, session)
+        .decide(request, session, identity)
         .await
         .map_err(server_problem)?;
     let saved = |state: AppState| async move {
@@ -172,16 +176,7 @@ pub(crate) async fn next_step(
             "/consent?request={}{lang}",
             saved(state.clone()).await?
         )),
-        Finish::Redirect(url) => {
-            if let Some(id) = request_id {
-                state
-                    .oidc
-                    .forget_request(id)
-                    .await
-                    .map_err(server_problem)?;
-            }
-            see_other(&url)
-        }
+        Finish::Redirect(url) => see_other(&url),
     })
 }
 
@@ -285,6 +280,15 @@ async fn client_form(
     Ok((params, client))
 }
 
+/// The token endpoint (RFC 6749 §3.2): `authorization_code` with PKCE, `refresh_token` with
+/// rotation. Clients authenticate with `client_secret_basic` or `private_key_jwt`.
+#[utoipa::path(post, path = "/oidc/token", tag = "digital-id",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded",
+        description = "grant_type, code, redirect_uri, code_verifier | refresh_token; client_assertion for private_key_jwt"),
+    responses(
+        (status = 200, description = "Tokens: access_token, refresh_token, id_token, expires_in, scope", body = Object),
+        (status = 400, description = "OAuth error (invalid_request, invalid_grant, unsupported_grant_type, invalid_scope)", body = Object),
+        (status = 401, description = "invalid_client", body = Object)))]
 pub(crate) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -301,12 +305,22 @@ pub(crate) async fn token(
     }
 }
 
+/// UserInfo (OpenID Connect Core §5.3): the claims the access token's scopes release.
+#[utoipa::path(get, path = "/oidc/userinfo", tag = "digital-id",
+    responses(
+        (status = 200, description = "Claims, with the client's pairwise `sub`", body = Object),
+        (status = 401, description = "invalid_token (WWW-Authenticate: Bearer)", body = Object)),
+    security(("bearer" = [])))]
 pub(crate) async fn userinfo(
     State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, headers) = (parts.method, parts.headers);
+    // UserInfo takes the token from a form only on POST; bodies are small.
+    let body = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
     let header_token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -346,6 +360,12 @@ pub(crate) async fn userinfo(
     }
 }
 
+/// Token introspection (RFC 7662), for the client the token was issued to.
+#[utoipa::path(post, path = "/oidc/introspect", tag = "digital-id",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "token"),
+    responses(
+        (status = 200, description = "`active`, and for live tokens scope, client_id, sub, exp, iat", body = Object),
+        (status = 401, description = "invalid_client", body = Object)))]
 pub(crate) async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -365,6 +385,12 @@ pub(crate) async fn introspect(
     }
 }
 
+/// Token revocation (RFC 7009). A refresh token ends its whole rotation family.
+#[utoipa::path(post, path = "/oidc/revoke", tag = "digital-id",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "token"),
+    responses(
+        (status = 200, description = "Revoked (or unknown: the answer is the same)"),
+        (status = 401, description = "invalid_client", body = Object)))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -20,14 +20,41 @@ use utoipa::OpenApi;
         crate::system::jwks,
         crate::system::ca_certificate,
         crate::system::timestamp,
+        crate::oidc::discovery,
+        crate::oidc::token,
+        crate::oidc::userinfo,
+        crate::oidc::introspect,
+        crate::oidc::revoke,
+        crate::identity_api::agencies,
+        crate::identity_api::register_client,
+        crate::identity_api::list_clients,
+        crate::identity_api::delete_client,
+        crate::identity_api::grant_role,
+        crate::identity_api::revoke_role,
     ),
+    modifiers(&BearerAuth),
     components(schemas(crate::problem::ProblemDocument, crate::system::Health)),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this description"),
         (name = "platform", description = "The platform's public keys, certificate authority and time-stamping authority"),
+        (name = "digital-id", description = "The digital ID: OpenID Connect provider endpoints and its administration (clients, roles)"),
     )
 )]
 struct ApiDoc;
+
+/// The bearer scheme: the operator's admin token, or an OAuth access token for UserInfo.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The whole API description. Capability crates' documents are merged in here as they arrive.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {

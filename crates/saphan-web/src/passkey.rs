@@ -95,7 +95,7 @@ pub(crate) async fn signin_finish(
         .start_session(&identity_id, Aal::L2, &["hwk", "user", "mfa"], user_agent)
         .await
         .map_err(server_problem)?;
-    let next = crate::signin::after_sign_in(&state, &body.request, &session).await?;
+    let next = crate::signin::after_sign_in(&state, &body.request, None, &session, None).await?;
     let location = next
         .headers()
         .get(header::LOCATION)

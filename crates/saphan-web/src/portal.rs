@@ -48,6 +48,11 @@ impl Templates {
                 include_str!("../templates/signed_out.html"),
             ),
             ("account.html", include_str!("../templates/account.html")),
+            ("recover.html", include_str!("../templates/recover.html")),
+            (
+                "recovery_codes.html",
+                include_str!("../templates/recovery_codes.html"),
+            ),
         ] {
             env.add_template(name, source).expect("templates are valid");
         }

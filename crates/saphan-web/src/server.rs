@@ -69,6 +69,11 @@ fn routes() -> Router<AppState> {
         .route("/account", get(account::account_page))
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/apps/revoke", post(account::revoke_app))
+        .route("/account/recovery-codes", post(account::new_recovery_codes))
+        .route(
+            "/recover",
+            get(account::recover_page).post(account::recover_submit),
+        )
         .route("/api/v1/identity/agencies", get(identity_api::agencies))
         .route(
             "/api/v1/identity/clients",

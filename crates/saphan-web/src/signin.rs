@@ -37,9 +37,9 @@ impl RequestQuery {
 fn page_path(path: &str, request: Option<&str>) -> String {
     match request.filter(|r| {
         !r.is_empty()
-            && r.len() <= 64
+            && r.len() <= saphan_oidc::MAX_SEALED_REQUEST
             && r.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     }) {
         Some(r) => format!("{path}?request={r}"),
         None => path.to_string(),
@@ -183,20 +183,20 @@ pub(crate) fn csrf_failure() -> ApiProblem {
 pub(crate) async fn after_sign_in(
     state: &AppState,
     request_id: &str,
+    loaded: Option<(String, saphan_oidc::AuthRequest)>,
     session: &saphan_oidc::Session,
+    identity: Option<&saphan_identity::Identity>,
 ) -> Result<Response, ApiProblem> {
     if request_id.is_empty() {
         return Ok(see_other("/account"));
     }
-    let Some(request) = state
-        .oidc
-        .load_request(request_id)
-        .await
-        .map_err(server_problem)?
-    else {
-        return Err(expired_request());
+    let (id, request) = match loaded {
+        Some(pending) => pending,
+        None => pending(state, Some(request_id))
+            .await?
+            .ok_or_else(expired_request)?,
     };
-    next_step(state, &request, Some(session), Some(request_id)).await
+    next_step(state, &request, Some(session), Some(&id), identity).await
 }
 
 pub(crate) async fn signin_submit(
@@ -211,8 +211,42 @@ pub(crate) async fn signin_submit(
         return Err(csrf_failure());
     }
     let request = pending(&state, Some(&form.request)).await?;
-    let context = signin_context(&state, request.as_ref()).await?;
-    let again = |status: StatusCode, error: &str, retry: Option<u64>| {
+    // Only a failed attempt shows the page again; a success goes straight on.
+    let login = LoginId::parse(&form.identifier, &form.nationality);
+    let failure = match &login {
+        Ok(_) => None,
+        Err(IdentityError::NationalId(_)) => Some((StatusCode::BAD_REQUEST, "national-id", None)),
+        Err(IdentityError::BadNationality) => Some((StatusCode::BAD_REQUEST, "nationality", None)),
+        Err(_) => Some((StatusCode::BAD_REQUEST, "identifier", None)),
+    };
+    let outcome = match &login {
+        Ok(login) => {
+            let device = cookies::get(&headers, cookies::DEVICE);
+            state
+                .directory
+                .sign_in_password(PasswordAttempt {
+                    login,
+                    password: &form.password,
+                    source: &source,
+                    device_token: device.as_deref(),
+                })
+                .await
+        }
+        Err(_) => Err(SignInError::Invalid),
+    };
+    let failure = match (failure, &outcome) {
+        (Some(f), _) => Some(f),
+        (None, Ok(_)) => None,
+        (None, Err(SignInError::Invalid)) => Some((StatusCode::UNAUTHORIZED, "invalid", None)),
+        (None, Err(SignInError::Locked { retry_after_secs })) => Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked",
+            Some(*retry_after_secs),
+        )),
+        (None, Err(SignInError::Other(_))) => None,
+    };
+    if let Some((status, error, retry)) = failure {
+        let context = signin_context(&state, request.as_ref()).await?;
         let mut response = form_page(
             &state,
             &headers,
@@ -232,39 +266,12 @@ pub(crate) async fn signin_submit(
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
-        response
-    };
-    let login = match LoginId::parse(&form.identifier, &form.nationality) {
-        Ok(l) => l,
-        Err(IdentityError::NationalId(_)) => {
-            return Ok(again(StatusCode::BAD_REQUEST, "national-id", None))
-        }
-        Err(IdentityError::BadNationality) => {
-            return Ok(again(StatusCode::BAD_REQUEST, "nationality", None))
-        }
-        Err(_) => return Ok(again(StatusCode::BAD_REQUEST, "identifier", None)),
-    };
-    let device = cookies::get(&headers, cookies::DEVICE);
-    let outcome = state
-        .directory
-        .sign_in_password(PasswordAttempt {
-            login: &login,
-            password: &form.password,
-            source: &source,
-            device_token: device.as_deref(),
-        })
-        .await;
+        return Ok(response);
+    }
     let outcome = match outcome {
         Ok(o) => o,
-        Err(SignInError::Invalid) => return Ok(again(StatusCode::UNAUTHORIZED, "invalid", None)),
-        Err(SignInError::Locked { retry_after_secs }) => {
-            return Ok(again(
-                StatusCode::TOO_MANY_REQUESTS,
-                "locked",
-                Some(retry_after_secs),
-            ))
-        }
         Err(SignInError::Other(e)) => return Err(identity_problem(e)),
+        Err(_) => unreachable!("failures were answered above"),
     };
     let user_agent = user_agent(&headers);
     if outcome.second_factor_required {
@@ -294,7 +301,14 @@ pub(crate) async fn signin_submit(
         .start_session(&outcome.identity.id, Aal::L1, &["pwd"], &user_agent)
         .await
         .map_err(server_problem)?;
-    let mut response = after_sign_in(&state, &form.request, &session).await?;
+    let mut response = after_sign_in(
+        &state,
+        &form.request,
+        request,
+        &session,
+        Some(&outcome.identity),
+    )
+    .await?;
     set_session_cookies(&state, &mut response, &cookie, &outcome.identity.id).await?;
     Ok(response)
 }
@@ -413,7 +427,7 @@ pub(crate) async fn totp_submit(
         )
         .await
         .map_err(server_problem)?;
-    let mut response = after_sign_in(&state, &form.request, &session).await?;
+    let mut response = after_sign_in(&state, &form.request, None, &session, None).await?;
     set_session_cookies(&state, &mut response, &cookie, &identity_id).await?;
     cookies::set(&state, &mut response, cookies::SECOND_FACTOR, "", 0);
     Ok(response)
@@ -508,17 +522,12 @@ pub(crate) async fn consent_submit(
                 .grant_consent(&session.identity_id, &request.client_id, &request.scopes)
                 .await
                 .map_err(server_problem)?;
-            next_step(&state, &request, Some(&session), Some(&id)).await
+            next_step(&state, &request, Some(&session), Some(&id), None).await
         }
         "deny" => {
             let url = state
                 .oidc
                 .deny(&request, &session.identity_id)
-                .await
-                .map_err(server_problem)?;
-            state
-                .oidc
-                .forget_request(&id)
                 .await
                 .map_err(server_problem)?;
             Ok(see_other(&url))

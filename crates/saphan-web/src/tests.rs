@@ -16,9 +16,9 @@ use tower::ServiceExt;
 
 use crate::{AdminToken, AppState};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+pub(crate) const TOKEN: &str = "test-admin-token-0123456789";
 
-fn keys() -> Arc<KeyStore> {
+pub(crate) fn keys() -> Arc<KeyStore> {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     static MADE: OnceLock<()> = OnceLock::new();
     let path = DIR
@@ -66,7 +66,10 @@ async fn app() -> (Router, Fixture) {
     (crate::router(f.state.clone()), f)
 }
 
-async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+pub(crate) async fn send(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
