@@ -105,7 +105,11 @@ fn test(args: &[String]) -> Result<bool> {
         bail!("the saphan binary does not build");
     }
     ensure_python_validator()?;
-    ensure_node_packages(&root, "tests/oidc", &["openid-client", "otpauth", "jose"])?;
+    ensure_node_packages(
+        &root,
+        "tests/oidc",
+        &["openid-client", "otpauth", "jose", "oidc-provider"],
+    )?;
     if browser {
         ensure_browser_tools(&root)?;
     }
@@ -116,6 +120,17 @@ fn test(args: &[String]) -> Result<bool> {
     let binary = target.join("debug").join("saphan");
     let data = tempdir()?;
     let port = free_port()?;
+    // An independent upstream OpenID provider (npm oidc-provider, started by the relying-party
+    // suite) is configured as the demo's "thaid" sign-in method.
+    let upstream_port = free_port()?;
+    std::fs::create_dir_all(&data)?;
+    let upstream_secret = data.join("upstream-secret");
+    std::fs::write(&upstream_secret, format!("{}\n", random_hex()))?;
+    let upstream = format!(
+        "[{{name=\"thaid\",title_th=\"ไทยดี (ทดสอบ)\",title_en=\"ThaID (test)\",issuer=\"http://localhost:{upstream_port}\",\
+         client_id=\"saphan\",client_secret_file=\"{}\",scopes=[\"openid\",\"pid\"],default_ial=\"2.3\",default_aal=2}}]",
+        upstream_secret.display()
+    );
     // The demo's public address (its OpenID issuer) is `localhost`, as passkeys require.
     let base_url = format!("http://localhost:{port}");
     eprintln!(
@@ -130,6 +145,7 @@ fn test(args: &[String]) -> Result<bool> {
             .env_remove("SAPHAN_DATABASE_URL")
             // Short-lived codes, so the relying-party suite can watch one expire.
             .env("SAPHAN_IDENTITY__CODE_TTL_SECS", CODE_TTL_SECS)
+            .env("SAPHAN_IDENTITY__UPSTREAM", &upstream)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -153,9 +169,10 @@ fn test(args: &[String]) -> Result<bool> {
         .args(["--test", "--test-reporter=spec"])
         .env("BASE_URL", &base_url)
         .env("SAPHAN_DATA_DIR", &data)
-        .env("CODE_TTL_SECS", CODE_TTL_SECS);
+        .env("CODE_TTL_SECS", CODE_TTL_SECS)
+        .env("UPSTREAM_PORT", upstream_port.to_string());
     outcomes.push((
-        "OpenID Connect relying party (openid-client)",
+        "OpenID Connect relying party (openid-client) and upstream federation (oidc-provider)",
         run("relying-party suite", &mut relying_party)?,
     ));
 
@@ -251,6 +268,20 @@ fn tempdir() -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// 128 random bits as hex, from the OS.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if read.is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn free_port() -> Result<u16> {

@@ -14,6 +14,7 @@ pub mod jose;
 mod provider;
 pub mod scope;
 mod session;
+pub mod upstream;
 
 pub use client::{Client, ClientAuth, ClientRegistration, RegisteredClient, RegistrationError};
 pub use provider::{
@@ -95,6 +96,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         scopes TEXT NOT NULL,
         granted_at TEXT NOT NULL,
         PRIMARY KEY (identity_id, client_id)
+    );
+    CREATE TABLE oidc_upstream_states (
+        state_hash TEXT PRIMARY KEY,
+        upstream TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        request TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
     );
     CREATE TABLE oidc_assertions (
         jti_key TEXT PRIMARY KEY,

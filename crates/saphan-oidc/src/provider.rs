@@ -47,6 +47,7 @@ pub struct Provider {
     pub(crate) lifetimes: Lifetimes,
     pairwise: Arc<OnceCell<[u8; 32]>>,
     pub(crate) client_cache: Arc<crate::client::ClientCache>,
+    pub(crate) upstreams: crate::upstream::Upstreams,
 }
 
 /// A validated authorization request (OIDC Core §3.1.2.1).
@@ -200,6 +201,7 @@ impl Provider {
             },
             pairwise: Arc::new(OnceCell::new()),
             client_cache: Arc::default(),
+            upstreams: crate::upstream::Upstreams::new(config.upstream.clone()),
         }
     }
 

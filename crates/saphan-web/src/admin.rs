@@ -93,7 +93,7 @@ fn session_mac(token: &AdminToken, expires: i64) -> Hmac<sha2::Sha256> {
     m
 }
 
-fn session_valid(token: &AdminToken, headers: &HeaderMap) -> bool {
+pub(crate) fn session_valid(token: &AdminToken, headers: &HeaderMap) -> bool {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     headers
         .get_all(header::COOKIE)

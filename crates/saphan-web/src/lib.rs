@@ -9,6 +9,7 @@
 mod account;
 mod admin;
 mod cookies;
+mod identity_admin;
 mod identity_api;
 mod middleware;
 mod oidc;

@@ -50,6 +50,10 @@ impl Templates {
             ("account.html", include_str!("../templates/account.html")),
             ("recover.html", include_str!("../templates/recover.html")),
             (
+                "identity_admin.html",
+                include_str!("../templates/identity_admin.html"),
+            ),
+            (
                 "recovery_codes.html",
                 include_str!("../templates/recovery_codes.html"),
             ),

@@ -13,7 +13,7 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 
 use crate::middleware::{self, REQUEST_ID};
 use crate::state::AppState;
-use crate::{account, admin, identity_api, oidc, passkey, portal, signin, system};
+use crate::{account, admin, identity_admin, identity_api, oidc, passkey, portal, signin, system};
 
 /// The whole platform's router.
 pub fn router(state: AppState) -> Router {
@@ -39,6 +39,12 @@ fn routes() -> Router<AppState> {
         .route("/admin", get(admin::console))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
+        .route("/admin/identity", get(identity_admin::page))
+        .route(
+            "/admin/identity/clients",
+            post(identity_admin::register_client),
+        )
+        .route("/admin/identity/roles", post(identity_admin::change_role))
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route(
             "/oidc/authorize",
@@ -56,6 +62,11 @@ fn routes() -> Router<AppState> {
         .route(
             "/signin/totp",
             get(signin::totp_page).post(signin::totp_submit),
+        )
+        .route("/signin/upstream/{name}", get(signin::upstream_begin))
+        .route(
+            "/signin/upstream/{name}/callback",
+            get(signin::upstream_callback),
         )
         .route("/signin/passkey/begin", post(passkey::signin_begin))
         .route("/signin/passkey/finish", post(passkey::signin_finish))

@@ -123,7 +123,14 @@ async fn signin_context(
             .map_err(server_problem)?,
         None => None,
     };
+    let upstreams: Vec<serde_json::Value> = state
+        .oidc
+        .upstream_list()
+        .into_iter()
+        .map(|u| serde_json::json!({ "name": u.name, "th": u.title.th, "en": u.title.en }))
+        .collect();
     Ok(minijinja::context! {
+        upstreams => minijinja::Value::from_serialize(&upstreams),
         request => request.map(|(id, _)| id.clone()),
         client_th => client.as_ref().map(|c| c.name.th.to_string()),
         client_en => client.as_ref().map(|c| c.name.en.to_string()),
@@ -652,4 +659,100 @@ fn serde_urlencoded_params(text: &str) -> Result<LogoutParams, ApiProblem> {
         }
     }
     Ok(params)
+}
+
+// ---- upstream providers (federation) ------------------------------------------------------
+
+fn upstream_problem(e: saphan_oidc::upstream::UpstreamError) -> ApiProblem {
+    use saphan_oidc::upstream::UpstreamError;
+    tracing::warn!(error = %e, "federated sign-in failed");
+    let (slug, th, en) = match &e {
+        UpstreamError::Unknown(_) => (
+            "no-such-upstream",
+            "ไม่พบผู้ให้บริการยืนยันตัวตนนี้",
+            "No such sign-in provider",
+        ),
+        UpstreamError::BadState => (
+            "upstream-sign-in-expired",
+            "การเข้าสู่ระบบผ่านผู้ให้บริการภายนอกหมดอายุหรือถูกใช้ไปแล้ว",
+            "This sign-in with the other provider expired or was already used",
+        ),
+        UpstreamError::Refused(_) => (
+            "upstream-refused",
+            "ผู้ให้บริการยืนยันตัวตนไม่ยืนยันการเข้าสู่ระบบ",
+            "The sign-in provider did not confirm the sign-in",
+        ),
+        UpstreamError::Unreachable(_) => (
+            "upstream-unreachable",
+            "ติดต่อผู้ให้บริการยืนยันตัวตนไม่ได้ โปรดลองใหม่ภายหลัง",
+            "Cannot reach the sign-in provider; please try again later",
+        ),
+        _ => (
+            "upstream-invalid",
+            "คำตอบจากผู้ให้บริการยืนยันตัวตนไม่ถูกต้อง",
+            "The sign-in provider's answer is not valid",
+        ),
+    };
+    let status = match e {
+        UpstreamError::Unreachable(_) => saphan_core::ProblemKind::Status(502),
+        UpstreamError::Unknown(_) => saphan_core::ProblemKind::NotFound,
+        _ => saphan_core::ProblemKind::BadRequest,
+    };
+    ApiProblem(saphan_core::Problem::new(
+        status,
+        slug,
+        saphan_core::Text::new(th, en),
+    ))
+}
+
+/// Starts a sign-in with an upstream provider (ThaID or another).
+pub(crate) async fn upstream_begin(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(query): Query<RequestQuery>,
+) -> Result<Response, ApiProblem> {
+    let request = query.request.unwrap_or_default();
+    if !request.is_empty() {
+        pending(&state, Some(&request)).await?;
+    }
+    let url = state
+        .oidc
+        .upstream_begin(&name, &request)
+        .await
+        .map_err(upstream_problem)?;
+    Ok(see_other(&url))
+}
+
+/// The upstream provider's answer: sign the person in and continue their request.
+pub(crate) async fn upstream_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiProblem> {
+    let signed_in = state
+        .oidc
+        .upstream_finish(&name, &params)
+        .await
+        .map_err(upstream_problem)?;
+    let (cookie, session) = state
+        .oidc
+        .start_session(
+            &signed_in.identity.id,
+            signed_in.aal,
+            &["fed"],
+            &user_agent(&headers),
+        )
+        .await
+        .map_err(server_problem)?;
+    let mut response = after_sign_in(
+        &state,
+        &signed_in.request,
+        None,
+        &session,
+        Some(&signed_in.identity),
+    )
+    .await?;
+    set_session_cookies(&state, &mut response, &cookie, &signed_in.identity.id).await?;
+    Ok(response)
 }

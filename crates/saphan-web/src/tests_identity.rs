@@ -688,3 +688,48 @@ async fn recovery_signs_out_everywhere_and_shows_the_lowered_assurance() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn agency_administrators_manage_clients_and_roles_on_the_admin_page() {
+    saphan_store::testing::for_each_backend(|db| async move {
+        let w = world(db.clone()).await;
+        let dir = &w.state.directory;
+        let admin = dir.find(&LoginId::parse(NID, "").unwrap()).await.unwrap().unwrap();
+        let clerk = dir
+            .create("seed", NewIdentity {
+                login: LoginId::NationalId("1111111111119".parse().unwrap()),
+                name: Text::new("วิภา ศรีสุข", "Wipa Srisuk"),
+                ial: Ial::L2_3,
+                proofing: "counter:chip-card".into(),
+            })
+            .await
+            .unwrap();
+        let (clerk_cookie, _) = w.state.oidc.start_session(&clerk.id, saphan_identity::Aal::L2, &["pwd"], "t").await.unwrap();
+        let mut clerk_browser = Browser::new();
+        clerk_browser.jar.insert("saphan_session".into(), clerk_cookie);
+        let (s, _, _) = clerk_browser.go(&w.app, "GET", "/admin/identity", None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "no roles, no admin page");
+
+        dir.grant_role(&Subject::Operator, &admin.id, "dopa", Role::AgencyAdmin).await.unwrap();
+        let (cookie, _) = w.state.oidc.start_session(&admin.id, saphan_identity::Aal::L2, &["pwd", "otp"], "t").await.unwrap();
+        let mut browser = Browser::new();
+        browser.jar.insert("saphan_session".into(), cookie);
+        let (s, _, page) = browser.go(&w.app, "GET", "/admin/identity?lang=en", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains(&w.client_id), "the agency's clients are listed");
+        let csrf = browser.csrf();
+        let form = format!("csrf={csrf}&identifier=1111111111119&agency=dopa&role=reviewer&change=grant");
+        let (s, _, page) = browser.go(&w.app, "POST", "/admin/identity/roles?lang=en", Some(form)).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert_eq!(dir.roles_of(&clerk.id).await.unwrap()[0].role, Role::Reviewer);
+        let form = format!("csrf={csrf}&identifier=1111111111119&agency=dopa&role=platform-admin&change=grant");
+        let (s, _, _) = browser.go(&w.app, "POST", "/admin/identity/roles?lang=en", Some(form)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "an agency administrator cannot make platform administrators");
+        let form = format!("csrf={csrf}&name_th=%E0%B8%9A%E0%B8%A3%E0%B8%B4%E0%B8%81%E0%B8%B2%E0%B8%A3&name_en=Service&agency=dopa&redirect_uris={}&scopes=openid+profile&alg=ES256", enc("https://service.example.go.th/cb"));
+        let (s, _, page) = browser.go(&w.app, "POST", "/admin/identity/clients?lang=en", Some(form)).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page.contains("client_secret"), "the secret is shown once");
+        w.state.audit.shutdown().await;
+    })
+    .await;
+}

@@ -2,12 +2,24 @@
 // not do. Redirects are never followed automatically, so every hop is seen
 // (and a redirect to the RP is caught before anything would fetch it), and
 // cookies are kept in a small jar so that a session can be reused or ended.
+//
+// The jar is keyed by host name, as a browser's is: host-only cookies are not
+// port-specific (RFC 6265 §8.5), so Saphan at localhost:A and an upstream
+// provider at localhost:B see each other's cookies, just as in a browser.
+// The Domain attribute is ignored (every cookie is host-only) and so is Secure
+// (the tests run on plain HTTP); neither matters to the pages driven here.
 
 import { freshTotpCode } from './totp.mjs';
 import { PROVIDER_ORIGIN } from './env.mjs';
 
 /** Most HTTP requests one sign-in may take before it is declared stuck. */
 const MAX_STEPS = 10;
+/**
+ * The same for a sign-in at an upstream provider, which takes more hops:
+ * Saphan's sign-in page, the upstream's login and consent pages and their
+ * redirects, Saphan's callback and consent page (about 14 requests).
+ */
+const MAX_FEDERATED_STEPS = 25;
 /** A page that takes longer than this is a hang, not a slow page. */
 const REQUEST_TIMEOUT_MS = 15_000;
 
@@ -83,9 +95,9 @@ export function parseForm(html) {
   return { action, hidden, visible, buttons };
 }
 
-/** A cookie jar plus manual-redirect fetch, scoped to the provider's origin. */
+/** A cookie jar (per host name) plus manual-redirect fetch. */
 export class Browser {
-  /** name + path → { name, value, path } */
+  /** host + name + path → { host, name, value, path } */
   #cookies = new Map();
   /** Every visible field and decision this browser has filled, in order: lets a test tell which pages it went through. */
   filled = [];
@@ -102,8 +114,8 @@ export class Browser {
   }
 
   #cookieHeader(url) {
-    if (url.origin !== PROVIDER_ORIGIN) return '';
     return [...this.#cookies.values()]
+      .filter((c) => c.host === url.hostname)
       .filter((c) => url.pathname === c.path || url.pathname.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`))
       .map((c) => `${c.name}=${c.value}`)
       .join('; ');
@@ -124,12 +136,13 @@ export class Browser {
       }
       // RFC 6265 §5.1.4: without a Path, the default is the request's "directory".
       let path = attrs.path?.startsWith('/') ? attrs.path : url.pathname.replace(/\/[^/]*$/, '') || '/';
-      const key = `${name}\0${path}`;
+      const host = url.hostname;
+      const key = `${host}\0${name}\0${path}`;
       const expired =
         ('max-age' in attrs && Number(attrs['max-age']) <= 0) ||
         ('expires' in attrs && Date.parse(attrs.expires) <= Date.now());
       if (expired) this.#cookies.delete(key);
-      else this.#cookies.set(key, { name, value, path });
+      else this.#cookies.set(key, { host, name, value, path });
     }
   }
 
@@ -163,9 +176,10 @@ function describe(url) {
 /**
  * Follows the provider's redirects from `startUrl` until it shows a page or
  * redirects off the provider. Returns { kind: 'page', url, response, html }
- * or { kind: 'redirect', url, location }.
+ * or { kind: 'redirect', url, location }. `origins` lists the origins whose
+ * redirects are followed (default: the provider's only).
  */
-export async function visit(browser, startUrl, { maxSteps = MAX_STEPS } = {}) {
+export async function visit(browser, startUrl, { maxSteps = MAX_STEPS, origins = [PROVIDER_ORIGIN] } = {}) {
   let url = new URL(startUrl);
   for (let step = 0; step < maxSteps; step++) {
     const response = await browser.request(url);
@@ -175,7 +189,7 @@ export async function visit(browser, startUrl, { maxSteps = MAX_STEPS } = {}) {
     const raw = response.headers.get('location');
     if (!raw) throw new Error(`${response.status} from ${describe(url)} has no Location header`);
     const location = new URL(raw, url);
-    if (location.origin !== PROVIDER_ORIGIN) return { kind: 'redirect', url, location, status: response.status };
+    if (!origins.includes(location.origin)) return { kind: 'redirect', url, location, status: response.status };
     url = location;
   }
   throw new Error(`more than ${maxSteps} redirects from ${describe(new URL(startUrl))}`);
@@ -276,6 +290,151 @@ export async function signIn({ authorizationUrl, user, decision = 'allow', brows
     const fields = fillForm(form, { user, decision, browser, code });
     url = new URL(form.action, url);
     response = await browser.request(url, { method: 'POST', form: fields });
+    posted = true;
+  }
+}
+
+// ---- federation: signing in at an upstream OpenID provider ------------------
+
+/**
+ * The href of the sign-in page's link to upstream provider `name`
+ * (`<a data-upstream="name" href="…">`), resolved against `pageUrl`.
+ * Throws, with the links the page does offer, unless there is exactly one.
+ */
+export function upstreamLink(html, name, pageUrl) {
+  const anchors = [...html.matchAll(/<a\b([^>]*)>/gi)].map((m) => parseAttributes(m[1]));
+  const offered = anchors.filter((a) => 'data-upstream' in a);
+  const matching = offered.filter((a) => a['data-upstream'] === name);
+  if (matching.length !== 1 || !matching[0].href) {
+    throw new Error(
+      `expected one <a data-upstream="${name}" href="…"> on ${describe(new URL(pageUrl))}, found ${matching.length}` +
+        ` (data-upstream links offered: [${offered.map((a) => a['data-upstream']).join(', ')}])`,
+    );
+  }
+  return new URL(matching[0].href, pageUrl);
+}
+
+/** Fills one of the upstream provider's pages: its login form, or its consent form (hidden fields only). */
+function fillUpstreamForm(form, upstream, browser) {
+  const fields = new URLSearchParams();
+  for (const { name, value } of form.hidden) fields.append(name, value);
+  for (const { name } of form.visible) {
+    switch (name) {
+      case 'login':
+        fields.append(name, upstream.login);
+        break;
+      case 'password':
+        fields.append(name, upstream.password ?? 'any password will do');
+        break;
+      default:
+        throw new Error(`the upstream provider's page has a field "${name}" this browser cannot fill`);
+    }
+  }
+  if (form.buttons.length) fields.append(form.buttons[0].name, form.buttons[0].value);
+  // "upstream:login" or "upstream:consent" (oidc-provider's hidden `prompt`), for the test's record.
+  const prompt = form.hidden.find((f) => f.name === 'prompt')?.value ?? form.visible.map((f) => f.name).join('+');
+  browser.filled.push(`upstream:${prompt}`);
+  return fields;
+}
+
+/**
+ * A federated sign-in, driven as a person would: from the authorization URL
+ * to Saphan's sign-in page, along its `data-upstream` link to the upstream
+ * provider, through the upstream's login and consent pages (login name
+ * `upstream.login`, any password), back to Saphan's callback, through
+ * Saphan's consent page (`decision`) if it is shown, until Saphan redirects
+ * to the client's redirect_uri.
+ *
+ * `upstream`: { name, origin, login, password? }. `beforeRequest(url, browser)`,
+ * if given, is called before every request (to snapshot the browser, say).
+ *
+ * Returns { location, visited, trail }: the redirect to the client (with its
+ * code/state/iss or error parameters), every URL requested, and the steps as
+ * text. Fails with the page's text if a step is refused, if Saphan asks for
+ * a password after the upstream sign-in, or after MAX_FEDERATED_STEPS requests.
+ */
+export async function signInWithUpstream({ authorizationUrl, upstream, decision = 'allow', browser = new Browser(), beforeRequest }) {
+  const redirectUri = new URL(authorizationUrl).searchParams.get('redirect_uri');
+  if (!redirectUri) throw new Error('the authorization URL has no redirect_uri');
+  const upstreamOrigin = new URL(upstream.origin).origin;
+  const origins = [PROVIDER_ORIGIN, upstreamOrigin];
+
+  const visited = [];
+  const trail = [];
+  const go = async (target, init) => {
+    visited.push(target);
+    if (beforeRequest) await beforeRequest(target, browser);
+    return browser.request(target, init);
+  };
+  const stuck = (what) => new Error(`federated sign-in as ${upstream.login}: ${what}; trail: ${trail.join(' → ')}`);
+
+  let url = new URL(authorizationUrl);
+  let response = await go(url);
+  let posted = false;
+  // Whether the upstream link on Saphan's sign-in page has been followed.
+  let leftForUpstream = false;
+  for (let step = 1; ; step++) {
+    trail.push(`${posted ? 'POST' : 'GET'} ${describe(url)} ${response.status}`);
+    if (step > MAX_FEDERATED_STEPS) throw stuck(`no end after ${MAX_FEDERATED_STEPS} requests`);
+
+    if (isRedirect(response.status)) {
+      const raw = response.headers.get('location');
+      if (!raw) throw stuck(`${response.status} from ${describe(url)} has no Location header`);
+      const location = new URL(raw, url);
+      if (sameEndpoint(location, redirectUri)) return { location, visited, trail };
+      if (!origins.includes(location.origin)) {
+        throw stuck(`redirected to ${location.href}: neither Saphan, the upstream provider nor the redirect_uri`);
+      }
+      url = location;
+      response = await go(url);
+      posted = false;
+      continue;
+    }
+
+    const html = await response.text();
+    const atUpstream = url.origin === upstreamOrigin;
+    // After a POST a redirect is expected; a page instead means the
+    // submission was refused and the form shown again.
+    if (posted || response.status !== 200) {
+      const alert = atUpstream ? '' : alertText(html);
+      throw stuck(
+        `refused at ${describe(url)} (HTTP ${response.status}): ` +
+          (alert ? `alert: ${alert}` : `page text: ${textOf(html).slice(0, 300)}`),
+      );
+    }
+
+    if (!atUpstream && !leftForUpstream) {
+      // Saphan's sign-in page: take the upstream link instead of the password form.
+      url = upstreamLink(html, upstream.name, url);
+      leftForUpstream = true;
+      response = await go(url);
+      posted = false;
+      continue;
+    }
+
+    let form;
+    try {
+      form = parseForm(html);
+    } catch (err) {
+      throw stuck(`${describe(url)}: ${err.message}; page text: ${textOf(html).slice(0, 300)}`);
+    }
+    let fields;
+    if (atUpstream) {
+      fields = fillUpstreamForm(form, upstream, browser);
+    } else {
+      // Back at Saphan after the upstream sign-in: the only page expected is
+      // consent, which has no field to type into. Anything else (a password
+      // or TOTP form) means the federated sign-in did not sign anyone in.
+      if (form.visible.length) {
+        throw stuck(
+          `after the upstream sign-in Saphan shows ${describe(url)} asking for ` +
+            `[${form.visible.map((f) => f.name).join(', ')}]: the federated sign-in did not start a session`,
+        );
+      }
+      fields = fillForm(form, { user: {}, decision, browser });
+    }
+    url = new URL(form.action, url);
+    response = await go(url, { method: 'POST', form: fields });
     posted = true;
   }
 }
