@@ -55,7 +55,7 @@ test('works without JavaScript: the language switch is a plain link', async () =
   await context.close();
 });
 
-for (const path of ['/api-docs?lang=en', '/admin?lang=th', '/no-such-page?lang=en']) {
+for (const path of ['/api-docs?lang=en', '/admin?lang=th', '/no-such-page?lang=en', '/recover?lang=th', '/signin?lang=en']) {
   test(`page ${path} has no serious axe violations`, async () => {
     const { context, page } = await open(path);
     const name = path.replace(/[^a-z]+/g, '-').replace(/^-|-$/g, '');

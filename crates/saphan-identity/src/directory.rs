@@ -407,6 +407,17 @@ impl Directory {
         Ok(true)
     }
 
+    /// The secret of an enrolment not yet confirmed, to show again after a mistyped code.
+    pub async fn pending_totp_secret(
+        &self,
+        identity_id: &str,
+    ) -> Result<Option<Vec<u8>>, IdentityError> {
+        Ok(match self.totp_secret(identity_id, false).await? {
+            Some((secret, false)) => Some(secret),
+            _ => None,
+        })
+    }
+
     /// Sets a confirmed TOTP secret directly (seeding and migration from another system).
     pub async fn store_totp_secret(
         &self,

@@ -282,3 +282,106 @@ pub(crate) async fn new_recovery_codes(
         minijinja::context! { codes => codes },
     ))
 }
+
+/// Starts TOTP enrolment: a fresh secret to put into an authenticator app.
+pub(crate) async fn totp_begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ApiProblem> {
+    let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    let secret = state
+        .directory
+        .begin_totp(&session.identity_id)
+        .await
+        .map_err(|e| ApiProblem(e.problem()))?;
+    totp_page(
+        &state,
+        &headers,
+        raw.as_deref(),
+        &session.identity_id,
+        &secret,
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn totp_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    identity_id: &str,
+    secret: &[u8],
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ApiProblem> {
+    use saphan_identity::totp;
+    // The app shows the account by the opaque id's start, never by the national id.
+    let account = format!("Saphan-{}", &identity_id[..8.min(identity_id.len())]);
+    Ok(crate::signin::form_page(
+        state,
+        headers,
+        &LangQuery::from_raw(raw),
+        "totp_setup.html",
+        "/account",
+        status,
+        minijinja::context! {
+            secret => totp::base32_encode(secret),
+            uri => totp::provisioning_uri("Saphan", &account, secret),
+            error => error,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TotpConfirm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Finishes TOTP enrolment with a code from the app.
+pub(crate) async fn totp_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Form(form): Form<TotpConfirm>,
+) -> Result<Response, ApiProblem> {
+    let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    let problem = |e: saphan_identity::IdentityError| ApiProblem(e.problem());
+    if state
+        .directory
+        .confirm_totp(&session.identity_id, &form.code)
+        .await
+        .map_err(problem)?
+    {
+        return Ok(see_other("/account"));
+    }
+    match state
+        .directory
+        .pending_totp_secret(&session.identity_id)
+        .await
+        .map_err(problem)?
+    {
+        Some(secret) => {
+            totp_page(
+                &state,
+                &headers,
+                raw.as_deref(),
+                &session.identity_id,
+                &secret,
+                Some("invalid"),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        None => Ok(see_other("/account")),
+    }
+}

@@ -1,7 +1,8 @@
 //! The admin console: platform status, keys and the latest audit records.
 //!
-//! Until officials' roles arrive with the digital ID, the console is guarded by the platform's
-//! administrator token (deny unless granted: with no token configured, the console is closed).
+//! The console opens for the holder of the platform's administrator token (the operator's
+//! bootstrap and break-glass credential) and for platform administrators signed in with their
+//! digital ID. Deny unless granted: with neither, it is closed.
 //! A successful sign-in sets a short-lived session cookie, MAC'd with a key derived from the
 //! token, so any node can check it without shared session state.
 
@@ -128,13 +129,31 @@ pub(crate) async fn console(
     headers: HeaderMap,
     Query(query): Query<LangQuery>,
 ) -> Result<Response, ApiProblem> {
-    let Some(token) = &state.admin_token else {
-        return Err(ApiProblem::status(403).with_detail(saphan_core::Text::new(
-            "ยังไม่ได้ตั้งรหัสผู้ดูแลระบบ (SAPHAN_ADMIN_TOKEN หรือไฟล์ admin-token ในไดเรกทอรีข้อมูล)",
-            "No administrator token is configured (SAPHAN_ADMIN_TOKEN or the admin-token file in the data directory)",
-        )));
-    };
-    if !session_valid(token, &headers) {
+    let operator = state
+        .admin_token
+        .as_ref()
+        .is_some_and(|token| session_valid(token, &headers));
+    // Platform administrators signed in with their digital ID see the console too.
+    let official = !operator
+        && match crate::oidc::current_session(&state, &headers).await? {
+            Some(session) => state
+                .directory
+                .subject(&session.identity_id)
+                .await
+                .map_err(|e| ApiProblem(e.problem()))?
+                .may(
+                    &saphan_identity::Action::ReadAudit,
+                    &saphan_identity::Resource::Platform,
+                ),
+            None => false,
+        };
+    if !operator && !official {
+        if state.admin_token.is_none() {
+            return Err(ApiProblem::status(403).with_detail(saphan_core::Text::new(
+                "ยังไม่ได้ตั้งรหัสผู้ดูแลระบบ (SAPHAN_ADMIN_TOKEN หรือไฟล์ admin-token ในไดเรกทอรีข้อมูล) และคุณไม่ได้เข้าสู่ระบบในฐานะผู้ดูแลแพลตฟอร์ม",
+                "No administrator token is configured (SAPHAN_ADMIN_TOKEN or the admin-token file in the data directory), and you are not signed in as a platform administrator",
+            )));
+        }
         return Ok(page(
             &state,
             &headers,

@@ -50,6 +50,10 @@ impl Templates {
             ("account.html", include_str!("../templates/account.html")),
             ("recover.html", include_str!("../templates/recover.html")),
             (
+                "totp_setup.html",
+                include_str!("../templates/totp_setup.html"),
+            ),
+            (
                 "identity_admin.html",
                 include_str!("../templates/identity_admin.html"),
             ),

@@ -81,6 +81,8 @@ fn routes() -> Router<AppState> {
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/apps/revoke", post(account::revoke_app))
         .route("/account/recovery-codes", post(account::new_recovery_codes))
+        .route("/account/totp", post(account::totp_begin))
+        .route("/account/totp/confirm", post(account::totp_confirm))
         .route(
             "/recover",
             get(account::recover_page).post(account::recover_submit),

@@ -733,3 +733,92 @@ async fn agency_administrators_manage_clients_and_roles_on_the_admin_page() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn totp_enrolment_and_the_console_for_platform_administrators() {
+    saphan_store::testing::for_each_backend(|db| async move {
+        let w = world(db.clone()).await;
+        let dir = &w.state.directory;
+        let person = dir
+            .create(
+                "seed",
+                NewIdentity {
+                    login: LoginId::NationalId("1234545678781".parse().unwrap()),
+                    name: Text::new("กมล มั่นคง", "Kamon Mankhong"),
+                    ial: Ial::L2_3,
+                    proofing: "counter:chip-card".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let (cookie, _) = w
+            .state
+            .oidc
+            .start_session(&person.id, saphan_identity::Aal::L1, &["pwd"], "t")
+            .await
+            .unwrap();
+        let mut browser = Browser::new();
+        browser.jar.insert("saphan_session".into(), cookie);
+        let csrf = browser.csrf();
+        let (s, _, page) = browser
+            .go(
+                &w.app,
+                "POST",
+                "/account/totp?lang=en",
+                Some(format!("csrf={csrf}")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let secret = page
+            .split("<span class=\"mono\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string();
+        let secret = totp::base32_decode(&secret).unwrap();
+        let (s, _, _) = browser
+            .go(
+                &w.app,
+                "POST",
+                "/account/totp/confirm",
+                Some(format!("csrf={csrf}&code=000000")),
+            )
+            .await;
+        assert!(
+            s == StatusCode::BAD_REQUEST
+                || totp::code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp())
+                    == "000000"
+        );
+        let code = totp::code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp());
+        let (s, loc, _) = browser
+            .go(
+                &w.app,
+                "POST",
+                "/account/totp/confirm",
+                Some(format!("csrf={csrf}&code={code}")),
+            )
+            .await;
+        assert_eq!(
+            (s, loc.as_deref()),
+            (StatusCode::SEE_OTHER, Some("/account"))
+        );
+        assert!(dir.methods(&person.id).await.unwrap().totp);
+
+        // The admin console: closed to a citizen, open to a platform administrator.
+        let (s, _, page) = browser.go(&w.app, "GET", "/admin?lang=en", None).await;
+        assert!(
+            page.contains("Administrator sign-in") && s == StatusCode::OK,
+            "the token form, not the console"
+        );
+        dir.grant_role(&Subject::Operator, &person.id, "dopa", Role::PlatformAdmin)
+            .await
+            .unwrap();
+        let (s, _, page) = browser.go(&w.app, "GET", "/admin?lang=en", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("Platform status"), "{page}");
+        w.state.audit.shutdown().await;
+    })
+    .await;
+}
