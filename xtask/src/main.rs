@@ -18,11 +18,17 @@ use anyhow::{bail, Context, Result};
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// The workspace root, read when xtask runs: `cargo run` sets `CARGO_MANIFEST_DIR` for the
+/// process. (The compile-time value would be wrong when a shared target directory holds an
+/// xtask binary built from another checkout.)
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
-        .unwrap()
-        .to_path_buf()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest_dir)
 }
 
 fn cargo() -> Command {

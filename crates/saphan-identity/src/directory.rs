@@ -407,6 +407,22 @@ impl Directory {
         Ok(true)
     }
 
+    /// Removes the authenticator app (the person asked; the caller checked their sign-in).
+    pub async fn remove_totp(&self, identity_id: &str) -> Result<bool, IdentityError> {
+        let removed = sqlx::query("DELETE FROM id_totp WHERE identity_id = $1")
+            .bind(identity_id)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected()
+            == 1;
+        if removed {
+            let subject = format!("identity:{identity_id}");
+            self.record(subject.clone(), "identity.totp.removed", subject, &())
+                .await?;
+        }
+        Ok(removed)
+    }
+
     /// The secret of an enrolment not yet confirmed, to show again after a mistyped code.
     pub async fn pending_totp_secret(
         &self,
@@ -606,13 +622,17 @@ impl Directory {
         identity_id: &str,
         code: &str,
         source: &str,
+        device_token: Option<&str>,
     ) -> Result<(), SignInError> {
+        let known_device = self.device_is_known(identity_id, device_token).await?;
         let pseudonym = self.pseudonym_of(identity_id).await?;
         let source = self.mac("source", source).await?;
         let now = now_unix();
         let subject = format!("identity:{identity_id}");
-        if let Gate::Locked { retry_after_secs } =
-            self.throttle.check(&pseudonym, &source, false, now).await?
+        if let Gate::Locked { retry_after_secs } = self
+            .throttle
+            .check(&pseudonym, &source, known_device, now)
+            .await?
         {
             self.record(
                 "anonymous",

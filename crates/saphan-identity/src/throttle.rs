@@ -5,6 +5,8 @@
 //!   for 30 s, doubling with each further failure up to `account_lock_max_secs`. A success resets
 //!   it. Devices that signed in to the account before (they hold a device token) are exempt, so
 //!   an attacker who knows someone's identifier cannot lock that person out of their own phone.
+//!   They pass the per-source lock too, so one guesser behind a shared address (a carrier's NAT)
+//!   cannot lock out everyone there either.
 //! - **Per source**: one network source may fail `source_failures_per_window` times per window;
 //!   then it is refused until the window ends, whichever accounts it tries.
 //! - While locked, the password is not evaluated and the answer is the same for accounts that
@@ -112,9 +114,11 @@ impl Throttle {
             let locked_until: i64 = row.get(1);
             if key.starts_with("account:") {
                 account_failures = true;
-                if known_device {
-                    continue;
-                }
+            }
+            // A device that signed in to this account before passes both locks: neither a
+            // guesser of the identifier nor a neighbour behind the same address shuts it out.
+            if known_device {
+                continue;
             }
             until = until.max(locked_until);
         }
@@ -257,17 +261,25 @@ mod tests {
             }
             assert_eq!(
                 throttle
-                    .check("fresh", "10.0.0.1", true, now)
+                    .check("fresh", "10.0.0.1", false, now)
                     .await
                     .unwrap(),
                 Gate::Locked {
                     retry_after_secs: 60
                 }
             );
+            // A device that signed in to an account before is not shut out by its neighbours.
+            assert_eq!(
+                throttle
+                    .check("fresh", "10.0.0.1", true, now)
+                    .await
+                    .unwrap(),
+                Gate::Open
+            );
             // The window ends and counting starts again.
             assert_eq!(
                 throttle
-                    .check("fresh", "10.0.0.1", true, now + 61)
+                    .check("fresh", "10.0.0.1", false, now + 61)
                     .await
                     .unwrap(),
                 Gate::Open
@@ -278,7 +290,7 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 throttle
-                    .check("fresh", "10.0.0.1", true, now + 61)
+                    .check("fresh", "10.0.0.1", false, now + 61)
                     .await
                     .unwrap(),
                 Gate::Open

@@ -181,16 +181,18 @@ async fn totp_second_factor_works_once() {
             .unwrap();
         assert!(first.second_factor_required);
         let code = totp::code_at(&secret, now);
-        dir.sign_in_totp(&person.id, &code, "s").await.unwrap();
+        dir.sign_in_totp(&person.id, &code, "s", None)
+            .await
+            .unwrap();
         assert!(
             matches!(
-                dir.sign_in_totp(&person.id, &code, "s").await,
+                dir.sign_in_totp(&person.id, &code, "s", None).await,
                 Err(SignInError::Invalid)
             ),
             "a code works once"
         );
         assert!(matches!(
-            dir.sign_in_totp(&person.id, "12x456", "s").await,
+            dir.sign_in_totp(&person.id, "12x456", "s", None).await,
             Err(SignInError::Invalid)
         ));
         dir.audit().shutdown().await;
@@ -407,4 +409,50 @@ fn login_ids_parse_national_ids_and_passports() {
     assert!(LoginId::parse("AB-123456", "GBR").is_err());
     assert!(LoginId::parse(&"A".repeat(100), "GBR").is_err());
     assert!(LoginId::parse("", "").is_err());
+}
+
+#[tokio::test]
+async fn a_guesser_cannot_lock_the_owner_out_at_the_second_factor() {
+    saphan_store::testing::for_each_backend(|db| async move {
+        let dir = directory(&db).await;
+        let person = dir.create("seed", citizen("1101700000001")).await.unwrap();
+        dir.set_password("seed", &person.id, "correct horse battery")
+            .await
+            .unwrap();
+        dir.store_totp_secret(&person.id, b"12345678901234567890")
+            .await
+            .unwrap();
+        let device = dir.device_token(&person.id).await.unwrap();
+        let login = LoginId::parse("1101700000001", "").unwrap();
+        for _ in 0..4 {
+            let _ = dir
+                .sign_in_password(PasswordAttempt {
+                    login: &login,
+                    password: "wrong password!",
+                    source: "203.0.113.9",
+                    device_token: None,
+                })
+                .await;
+        }
+        // The owner's own device passes the password step and then the code step.
+        let ok = dir
+            .sign_in_password(PasswordAttempt {
+                login: &login,
+                password: "correct horse battery",
+                source: "198.51.100.1",
+                device_token: Some(&device),
+            })
+            .await
+            .unwrap();
+        assert!(ok.second_factor_required);
+        let code = totp::code_at(
+            b"12345678901234567890",
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        );
+        dir.sign_in_totp(&person.id, &code, "198.51.100.1", Some(&device))
+            .await
+            .unwrap();
+        dir.audit().shutdown().await;
+    })
+    .await;
 }

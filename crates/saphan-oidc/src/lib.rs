@@ -100,6 +100,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     CREATE TABLE oidc_upstream_states (
         state_hash TEXT PRIMARY KEY,
         upstream TEXT NOT NULL,
+        browser TEXT NOT NULL,
         nonce TEXT NOT NULL,
         verifier TEXT NOT NULL,
         request TEXT NOT NULL,

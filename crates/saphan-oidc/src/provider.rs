@@ -446,9 +446,10 @@ impl Provider {
             .iter()
             .any(|p| p == "login" || p == "select_account");
         let now = now_unix();
+        // A sign-in made for this very request always counts (max_age=0 included).
         let session = session.filter(|s| {
-            !(needs_fresh && s.auth_time < request.received_at)
-                && request.max_age.is_none_or(|m| now - s.auth_time <= m)
+            s.auth_time >= request.received_at
+                || (!needs_fresh && request.max_age.is_none_or(|m| now - s.auth_time <= m))
         });
         let Some(session) = session else {
             return Ok(if prompt_none {
@@ -484,8 +485,15 @@ impl Provider {
                 && client
                     .min_assurance()
                     .is_none_or(|m| reachable.satisfies(m));
-            if could && session.auth_time < request.received_at && !prompt_none {
-                return Ok(Finish::SignIn);
+            if could && session.auth_time < request.received_at {
+                return Ok(if prompt_none {
+                    self.error_redirect(
+                        request,
+                        OAuthError::login_required("a stronger sign-in is needed"),
+                    )
+                } else {
+                    Finish::SignIn
+                });
             }
             self.record(&format!("identity:{}", identity.id), "oidc.authorize.unmet-assurance", &format!("client:{}", client.client_id), &json!({ "achieved": achieved.acr(), "wanted": request.acr_values, "client_min": client.min_acr }))
                 .await?;
@@ -795,6 +803,7 @@ impl Provider {
             sid: row.get(12),
             family: code_hash,
             scope: row.get(4),
+            refresh_scope: row.get(4),
             nonce: row.get(5),
             acr: row.get(7),
             amr: row.get(8),
@@ -857,6 +866,7 @@ impl Provider {
             ));
         }
         let granted: String = row.get(4);
+        let refresh_scope = granted.clone();
         let scope = match scope_param {
             Some(asked) => {
                 let asked = scope::parse(asked);
@@ -876,6 +886,7 @@ impl Provider {
             sid: row.get(11),
             family,
             scope,
+            refresh_scope,
             nonce: None,
             acr: row.get(5),
             amr: row.get(6),
@@ -903,9 +914,19 @@ impl Provider {
         let insert = "INSERT INTO oidc_tokens (token_hash, kind, client_id, identity_id, session_id, family, scope, acr, amr, auth_time, issued_at, expires_at, revoked, rotated) \
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0)";
         let mut tx = self.db.pool().begin().await?;
-        for (token, kind, expires) in [
-            (&access, "access", now + self.lifetimes.access_secs),
-            (&refresh, "refresh", grant.refresh_expires_at),
+        for (token, kind, expires, scope) in [
+            (
+                &access,
+                "access",
+                now + self.lifetimes.access_secs,
+                &grant.scope,
+            ),
+            (
+                &refresh,
+                "refresh",
+                grant.refresh_expires_at,
+                &grant.refresh_scope,
+            ),
         ] {
             sqlx::query(insert)
                 .bind(sha256_hex(token))
@@ -914,7 +935,7 @@ impl Provider {
                 .bind(&grant.identity_id)
                 .bind(&grant.session_id)
                 .bind(&grant.family)
-                .bind(&grant.scope)
+                .bind(scope)
                 .bind(&grant.acr)
                 .bind(&grant.amr)
                 .bind(grant.auth_time)
@@ -1015,7 +1036,7 @@ impl Provider {
         }
         let row = sqlx::query(
             "SELECT kind, client_id, identity_id, scope, issued_at, expires_at, family FROM oidc_tokens \
-             WHERE token_hash = $1 AND revoked = 0 AND expires_at > $2",
+             WHERE token_hash = $1 AND revoked = 0 AND rotated = 0 AND expires_at > $2",
         )
         .bind(sha256_hex(token))
         .bind(now_unix())
@@ -1246,6 +1267,9 @@ struct Grant {
     sid: Option<String>,
     family: String,
     scope: String,
+    /// The refresh token keeps the whole grant even when a refresh narrows the access token
+    /// (RFC 6749 §6).
+    refresh_scope: String,
     nonce: Option<String>,
     acr: String,
     amr: String,

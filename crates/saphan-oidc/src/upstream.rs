@@ -206,11 +206,22 @@ impl Provider {
     }
 
     /// Starts a sign-in at upstream `name` for the sealed request `request` (may be empty);
-    /// returns where to send the browser.
-    pub async fn upstream_begin(&self, name: &str, request: &str) -> Result<String, UpstreamError> {
+    /// returns where to send the browser and a value the browser must keep (a cookie) and show
+    /// again at the callback, so that a callback URL cannot be planted in another browser
+    /// (login CSRF).
+    pub async fn upstream_begin(
+        &self,
+        name: &str,
+        request: &str,
+    ) -> Result<(String, String), UpstreamError> {
         let provider = self.upstreams.provider(name)?;
         let metadata = self.upstreams.metadata(provider).await?;
-        let (state, nonce, verifier) = (random_token(), random_token(), random_token());
+        let (state, nonce, verifier, browser) = (
+            random_token(),
+            random_token(),
+            random_token(),
+            random_token(),
+        );
         let now = now_unix();
         if rand::random::<u8>() < 8 {
             sqlx::query("DELETE FROM oidc_upstream_states WHERE expires_at < $1")
@@ -219,11 +230,12 @@ impl Provider {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO oidc_upstream_states (state_hash, upstream, nonce, verifier, request, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO oidc_upstream_states (state_hash, upstream, browser, nonce, verifier, request, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(sha256_hex(&state))
         .bind(name)
+        .bind(sha256_hex(&browser))
         .bind(&nonce)
         .bind(&verifier)
         .bind(request)
@@ -244,7 +256,7 @@ impl Provider {
                 &b64url(&sha2::Sha256::digest(verifier.as_bytes())),
             )
             .append_pair("code_challenge_method", "S256");
-        Ok(url.to_string())
+        Ok((url.to_string(), browser))
     }
 
     /// Finishes a sign-in at upstream `name` from its callback parameters.
@@ -252,6 +264,34 @@ impl Provider {
         &self,
         name: &str,
         params: &HashMap<String, String>,
+        browser: Option<&str>,
+    ) -> Result<FederatedSignIn, UpstreamError> {
+        let result = self.upstream_finish_inner(name, params, browser).await;
+        if let Err(e) = &result {
+            // Every failed federated sign-in is on record, with the reason's class only.
+            let reason = match e {
+                UpstreamError::BadState => "state",
+                UpstreamError::Refused(_) => "refused",
+                UpstreamError::Invalid(_) => "invalid",
+                UpstreamError::Unreachable(_) => "unreachable",
+                _ => "other",
+            };
+            self.record(
+                "anonymous",
+                "identity.sign-in.failed",
+                &format!("upstream:{}", name.chars().take(40).collect::<String>()),
+                &serde_json::json!({ "method": "fed", "reason": reason }),
+            )
+            .await?;
+        }
+        result
+    }
+
+    async fn upstream_finish_inner(
+        &self,
+        name: &str,
+        params: &HashMap<String, String>,
+        browser: Option<&str>,
     ) -> Result<FederatedSignIn, UpstreamError> {
         let provider = self.upstreams.provider(name)?.clone();
         let state = params
@@ -260,11 +300,12 @@ impl Provider {
             .ok_or(UpstreamError::BadState)?;
         // The state works once, whatever happens next.
         let row = sqlx::query(
-            "DELETE FROM oidc_upstream_states WHERE state_hash = $1 AND upstream = $2 AND expires_at > $3 \
+            "DELETE FROM oidc_upstream_states WHERE state_hash = $1 AND upstream = $2 AND browser = $3 AND expires_at > $4 \
              RETURNING nonce, verifier, request",
         )
         .bind(sha256_hex(state))
         .bind(name)
+        .bind(sha256_hex(browser.unwrap_or("")))
         .bind(now_unix())
         .fetch_optional(self.db.pool())
         .await?
@@ -272,8 +313,6 @@ impl Provider {
         let (nonce, verifier, request): (String, String, String) =
             (row.get(0), row.get(1), row.get(2));
         if let Some(error) = params.get("error") {
-            self.record("anonymous", "identity.sign-in.failed", &format!("upstream:{name}"), &serde_json::json!({ "method": "fed", "error": error.chars().take(64).collect::<String>() }))
-                .await?;
             return Err(UpstreamError::Refused(error.chars().take(64).collect()));
         }
         let code = params

@@ -267,6 +267,7 @@ pub(crate) async fn new_recovery_codes(
     let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
         return Ok(see_other("/signin"));
     };
+    require_full_strength(&state, &session).await?;
     let codes = state
         .directory
         .new_recovery_codes(&session.identity_id)
@@ -293,6 +294,7 @@ pub(crate) async fn totp_begin(
     let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
         return Ok(see_other("/signin"));
     };
+    require_full_strength(&state, &session).await?;
     let secret = state
         .directory
         .begin_totp(&session.identity_id)
@@ -384,4 +386,47 @@ pub(crate) async fn totp_confirm(
         }
         None => Ok(see_other("/account")),
     }
+}
+
+/// Binding a new authenticator (or new recovery codes) needs a sign-in as strong as the
+/// account's strongest method: a password-only session must not add what would then pass as a
+/// second factor on an account that has one.
+pub(crate) async fn require_full_strength(
+    state: &AppState,
+    session: &saphan_oidc::Session,
+) -> Result<(), ApiProblem> {
+    let methods = state
+        .directory
+        .methods(&session.identity_id)
+        .await
+        .map_err(|e| ApiProblem(e.problem()))?;
+    if session.aal < methods.max_aal() {
+        return Err(ApiProblem(saphan_core::Problem::new(
+            saphan_core::ProblemKind::Forbidden,
+            "step-up-required",
+            saphan_core::Text::new(
+                "โปรดออกจากระบบแล้วเข้าสู่ระบบใหม่ด้วยปัจจัยที่สองก่อน",
+                "Please sign out and sign in again with your second factor first",
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// Removes the authenticator app, from a sign-in as strong as the account allows.
+pub(crate) async fn totp_remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ApiProblem> {
+    let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    require_full_strength(&state, &session).await?;
+    state
+        .directory
+        .remove_totp(&session.identity_id)
+        .await
+        .map_err(|e| ApiProblem(e.problem()))?;
+    Ok(see_other("/account"))
 }

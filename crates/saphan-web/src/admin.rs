@@ -136,7 +136,7 @@ pub(crate) async fn console(
     // Platform administrators signed in with their digital ID see the console too.
     let official = !operator
         && match crate::oidc::current_session(&state, &headers).await? {
-            Some(session) => state
+            Some(session) if session.aal >= saphan_identity::Aal::L2 => state
                 .directory
                 .subject(&session.identity_id)
                 .await
@@ -145,7 +145,7 @@ pub(crate) async fn console(
                     &saphan_identity::Action::ReadAudit,
                     &saphan_identity::Resource::Platform,
                 ),
-            None => false,
+            _ => false,
         };
     if !operator && !official {
         if state.admin_token.is_none() {

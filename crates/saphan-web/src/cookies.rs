@@ -10,6 +10,8 @@ pub(crate) const SESSION: &str = "saphan_session";
 pub(crate) const DEVICE: &str = "saphan_device";
 pub(crate) const CSRF: &str = "saphan_csrf";
 pub(crate) const SECOND_FACTOR: &str = "saphan_2fa";
+/// Binds a sign-in at an upstream provider to the browser that started it.
+pub(crate) const UPSTREAM: &str = "saphan_upstream";
 
 /// The value of cookie `name`, if the request carries it.
 pub(crate) fn get(headers: &HeaderMap, name: &str) -> Option<String> {

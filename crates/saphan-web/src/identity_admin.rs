@@ -30,14 +30,15 @@ async fn admin_subject(
         }
     }
     match current_session(state, headers).await? {
-        Some(session) => Ok(Some(
+        // Administration needs a two-factor sign-in (AAL 2).
+        Some(session) if session.aal >= saphan_identity::Aal::L2 => Ok(Some(
             state
                 .directory
                 .subject(&session.identity_id)
                 .await
                 .map_err(|e| ApiProblem(e.problem()))?,
         )),
-        None => Ok(None),
+        _ => Ok(None),
     }
 }
 
@@ -226,6 +227,13 @@ pub(crate) async fn change_role(
     let Some(subject) = admin_subject(&state, &headers).await? else {
         return Ok(see_other("/signin"));
     };
+    // Only someone who may manage this agency's roles learns whether an identifier is known.
+    if !subject.may(
+        &Action::GrantRole(Role::Reviewer),
+        &Resource::Agency(form.agency.clone()),
+    ) {
+        return Err(forbidden());
+    }
     // An official is named by their national id (or an identity id from the list).
     let identity_id = match LoginId::parse(&form.identifier, "") {
         Ok(login) => state

@@ -35,12 +35,13 @@ pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Subj
         };
     }
     match current_session(state, headers).await? {
-        Some(session) => state
+        // Administration needs a two-factor sign-in (AAL 2).
+        Some(session) if session.aal >= saphan_identity::Aal::L2 => state
             .directory
             .subject(&session.identity_id)
             .await
             .map_err(|e| ApiProblem(e.problem())),
-        None => Err(unauthorized()),
+        _ => Err(unauthorized()),
     }
 }
 

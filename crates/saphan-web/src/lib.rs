@@ -47,7 +47,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
+                .map(|c| match c.0.ip() {
+                    // One IPv6 subscriber holds a whole /64: count it as one source.
+                    std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                        let s = v6.segments();
+                        format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                    }
+                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().expect("checked").to_string(),
+                    ip => ip.to_string(),
+                })
                 .unwrap_or_else(|| "unknown".into()),
         ))
     }

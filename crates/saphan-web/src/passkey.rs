@@ -118,6 +118,7 @@ pub(crate) async fn register_begin(
     let Some(session) = current_session(&state, &headers).await? else {
         return Err(ApiProblem::status(401));
     };
+    crate::account::require_full_strength(&state, &session).await?;
     let ceremony = passkeys(&state)?
         .begin_registration(&session.identity_id)
         .await

@@ -83,6 +83,7 @@ fn routes() -> Router<AppState> {
         .route("/account/recovery-codes", post(account::new_recovery_codes))
         .route("/account/totp", post(account::totp_begin))
         .route("/account/totp/confirm", post(account::totp_confirm))
+        .route("/account/totp/remove", post(account::totp_remove))
         .route(
             "/recover",
             get(account::recover_page).post(account::recover_submit),

@@ -414,7 +414,12 @@ pub(crate) async fn totp_submit(
     };
     match state
         .directory
-        .sign_in_totp(&identity_id, &form.code, &source)
+        .sign_in_totp(
+            &identity_id,
+            &form.code,
+            &source,
+            cookies::get(&headers, cookies::DEVICE).as_deref(),
+        )
         .await
     {
         Ok(()) => {}
@@ -524,6 +529,9 @@ pub(crate) async fn consent_submit(
     };
     match form.decision.as_str() {
         "allow" => {
+            // The person has just answered `prompt=consent`: do not ask again.
+            let mut request = request;
+            request.prompt.retain(|p| p != "consent");
             state
                 .oidc
                 .grant_consent(&session.identity_id, &request.client_id, &request.scopes)
@@ -715,12 +723,14 @@ pub(crate) async fn upstream_begin(
     if !request.is_empty() {
         pending(&state, Some(&request)).await?;
     }
-    let url = state
+    let (url, browser) = state
         .oidc
         .upstream_begin(&name, &request)
         .await
         .map_err(upstream_problem)?;
-    Ok(see_other(&url))
+    let mut response = see_other(&url);
+    cookies::set(&state, &mut response, cookies::UPSTREAM, &browser, 600);
+    Ok(response)
 }
 
 /// The upstream provider's answer: sign the person in and continue their request.
@@ -732,7 +742,11 @@ pub(crate) async fn upstream_callback(
 ) -> Result<Response, ApiProblem> {
     let signed_in = state
         .oidc
-        .upstream_finish(&name, &params)
+        .upstream_finish(
+            &name,
+            &params,
+            cookies::get(&headers, cookies::UPSTREAM).as_deref(),
+        )
         .await
         .map_err(upstream_problem)?;
     let (cookie, session) = state
@@ -754,5 +768,6 @@ pub(crate) async fn upstream_callback(
     )
     .await?;
     set_session_cookies(&state, &mut response, &cookie, &signed_in.identity.id).await?;
+    cookies::set(&state, &mut response, cookies::UPSTREAM, "", 0);
     Ok(response)
 }

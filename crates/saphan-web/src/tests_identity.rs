@@ -816,8 +816,141 @@ async fn totp_enrolment_and_the_console_for_platform_administrators() {
             .await
             .unwrap();
         let (s, _, page) = browser.go(&w.app, "GET", "/admin?lang=en", None).await;
+        assert!(
+            s == StatusCode::OK && page.contains("Administrator sign-in"),
+            "a password-only session is not enough"
+        );
+        let (strong, _) = w
+            .state
+            .oidc
+            .start_session(&person.id, saphan_identity::Aal::L2, &["pwd", "otp"], "t")
+            .await
+            .unwrap();
+        browser.jar.insert("saphan_session".into(), strong);
+        let (s, _, page) = browser.go(&w.app, "GET", "/admin?lang=en", None).await;
         assert_eq!(s, StatusCode::OK);
         assert!(page.contains("Platform status"), "{page}");
+        w.state.audit.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn prompt_values_max_age_and_rotated_refresh_tokens() {
+    saphan_store::testing::for_each_backend(|db| async move {
+        let w = world(db.clone()).await;
+        let person = w
+            .state
+            .directory
+            .find(&LoginId::parse(NID, "").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        // A password-only session on an account that has TOTP.
+        let (cookie, _) = w
+            .state
+            .oidc
+            .start_session(&person.id, saphan_identity::Aal::L1, &["pwd"], "t")
+            .await
+            .unwrap();
+        let mut browser = Browser::new();
+        browser.jar.insert("saphan_session".into(), cookie);
+        // The session must predate the request (a sign-in made for a request is final).
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let p = pkce();
+        let (_, loc, _) = browser
+            .go(
+                &w.app,
+                "GET",
+                &authorize_url(
+                    &w.client_id,
+                    &p,
+                    "&prompt=none&acr_values=urn:saphan:ial-2.1:aal-2",
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(
+            query_value(&loc.unwrap(), "error").as_deref(),
+            Some("login_required"),
+            "a step-up is possible but prompt=none forbids it"
+        );
+        let (_, loc, _) = browser
+            .go(
+                &w.app,
+                "GET",
+                &authorize_url(&w.client_id, &p, "&prompt=none"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            query_value(&loc.unwrap(), "error").as_deref(),
+            Some("consent_required")
+        );
+
+        // prompt=consent shows the consent page once, then the code comes.
+        let (_, loc, _) = browser
+            .go(
+                &w.app,
+                "GET",
+                &authorize_url(&w.client_id, &p, "&prompt=consent"),
+                None,
+            )
+            .await;
+        let consent = loc.unwrap();
+        assert!(consent.starts_with("/consent"), "{consent}");
+        let request = query_value(&consent, "request").unwrap();
+        let form = format!("request={request}&csrf={}&decision=allow", browser.csrf());
+        let (_, loc, _) = browser.go(&w.app, "POST", "/consent", Some(form)).await;
+        let callback = loc.unwrap();
+        assert!(
+            callback.starts_with(REDIRECT) && callback.contains("code="),
+            "{callback}"
+        );
+
+        // max_age=0 sends the person to sign in again.
+        let (_, loc, _) = browser
+            .go(
+                &w.app,
+                "GET",
+                &authorize_url(&w.client_id, &p, "&max_age=0"),
+                None,
+            )
+            .await;
+        assert!(loc.unwrap().starts_with("/signin"));
+
+        // A rotated refresh token introspects as inactive.
+        let code = query_value(&callback, "code").unwrap();
+        let (_, tokens) = token(&w, &code_form(&code, &p.verifier)).await;
+        let first = tokens["refresh_token"].as_str().unwrap().to_string();
+        let (s, _) = token(
+            &w,
+            &format!("grant_type=refresh_token&refresh_token={first}&scope=openid"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _, body) = send(
+            &w.app,
+            Request::post("/oidc/introspect")
+                .header(header::AUTHORIZATION, format!("Basic {}", w.basic))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("token={first}")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("\"active\":false"), "{body}");
+
+        // Page titles are text, not markup.
+        let (_, _, page) = browser.go(&w.app, "GET", "/signin?lang=en", None).await;
+        let title = page
+            .split("<title>")
+            .nth(1)
+            .unwrap()
+            .split("</title>")
+            .next()
+            .unwrap();
+        assert!(!title.contains('<'), "{title}");
         w.state.audit.shutdown().await;
     })
     .await;
