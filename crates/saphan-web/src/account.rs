@@ -21,35 +21,13 @@ pub(crate) async fn account_page(
     let Some(session) = current_session(&state, &headers).await? else {
         return Ok(see_other("/signin"));
     };
-    let problem = |e: saphan_identity::IdentityError| ApiProblem(e.problem());
-    let Some(identity) = state
-        .directory
-        .get(&session.identity_id)
-        .await
-        .map_err(problem)?
-    else {
+    let Some(identity) = state.directory.get(&session.identity_id).await? else {
         return Ok(see_other("/signin"));
     };
-    let methods = state
-        .directory
-        .methods(&identity.id)
-        .await
-        .map_err(problem)?;
-    let passkeys = state
-        .directory
-        .passkeys(&identity.id)
-        .await
-        .map_err(problem)?;
-    let roles = state
-        .directory
-        .roles_of(&identity.id)
-        .await
-        .map_err(problem)?;
-    let act_for = state
-        .directory
-        .act_for(&identity.id)
-        .await
-        .map_err(problem)?;
+    let methods = state.directory.methods(&identity.id).await?;
+    let passkeys = state.directory.passkeys(&identity.id).await?;
+    let roles = state.directory.roles_of(&identity.id).await?;
+    let act_for = state.directory.act_for(&identity.id).await?;
     let sessions = state
         .oidc
         .sessions_of(&identity.id, Some(&session))
@@ -271,8 +249,7 @@ pub(crate) async fn new_recovery_codes(
     let codes = state
         .directory
         .new_recovery_codes(&session.identity_id)
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+        .await?;
     Ok(crate::signin::form_page(
         &state,
         &headers,
@@ -295,11 +272,7 @@ pub(crate) async fn totp_begin(
         return Ok(see_other("/signin"));
     };
     require_full_strength(&state, &session).await?;
-    let secret = state
-        .directory
-        .begin_totp(&session.identity_id)
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+    let secret = state.directory.begin_totp(&session.identity_id).await?;
     totp_page(
         &state,
         &headers,
@@ -357,20 +330,17 @@ pub(crate) async fn totp_confirm(
     let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
         return Ok(see_other("/signin"));
     };
-    let problem = |e: saphan_identity::IdentityError| ApiProblem(e.problem());
     if state
         .directory
         .confirm_totp(&session.identity_id, &form.code)
-        .await
-        .map_err(problem)?
+        .await?
     {
         return Ok(see_other("/account"));
     }
     match state
         .directory
         .pending_totp_secret(&session.identity_id)
-        .await
-        .map_err(problem)?
+        .await?
     {
         Some(secret) => {
             totp_page(
@@ -395,11 +365,7 @@ pub(crate) async fn require_full_strength(
     state: &AppState,
     session: &saphan_oidc::Session,
 ) -> Result<(), ApiProblem> {
-    let methods = state
-        .directory
-        .methods(&session.identity_id)
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+    let methods = state.directory.methods(&session.identity_id).await?;
     if session.aal < methods.max_aal() {
         return Err(ApiProblem(saphan_core::Problem::new(
             saphan_core::ProblemKind::Forbidden,
@@ -423,10 +389,6 @@ pub(crate) async fn totp_remove(
         return Ok(see_other("/signin"));
     };
     require_full_strength(&state, &session).await?;
-    state
-        .directory
-        .remove_totp(&session.identity_id)
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+    state.directory.remove_totp(&session.identity_id).await?;
     Ok(see_other("/account"))
 }

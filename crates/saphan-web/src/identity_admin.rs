@@ -31,13 +31,9 @@ async fn admin_subject(
     }
     match current_session(state, headers).await? {
         // Administration needs a two-factor sign-in (AAL 2).
-        Some(session) if session.aal >= saphan_identity::Aal::L2 => Ok(Some(
-            state
-                .directory
-                .subject(&session.identity_id)
-                .await
-                .map_err(|e| ApiProblem(e.problem()))?,
-        )),
+        Some(session) if session.aal >= saphan_identity::Aal::L2 => {
+            Ok(Some(state.directory.subject(&session.identity_id).await?))
+        }
         _ => Ok(None),
     }
 }
@@ -50,8 +46,7 @@ async fn manageable(
     Ok(state
         .directory
         .agencies()
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?
+        .await?
         .into_iter()
         .filter(|a| {
             let agency = Resource::Agency(a.code.clone());
@@ -87,8 +82,7 @@ async fn render(
         let officials: Vec<serde_json::Value> = state
             .directory
             .officials(&agency.code)
-            .await
-            .map_err(|e| ApiProblem(e.problem()))?
+            .await?
             .into_iter()
             .map(|(identity, roles)| {
                 serde_json::json!({
@@ -236,12 +230,7 @@ pub(crate) async fn change_role(
     }
     // An official is named by their national id (or an identity id from the list).
     let identity_id = match LoginId::parse(&form.identifier, "") {
-        Ok(login) => state
-            .directory
-            .find(&login)
-            .await
-            .map_err(|e| ApiProblem(e.problem()))?
-            .map(|i| i.id),
+        Ok(login) => state.directory.find(&login).await?.map(|i| i.id),
         Err(_) => Some(form.identifier.trim().to_string()),
     };
     let outcome = match (identity_id, form.role.parse::<Role>()) {

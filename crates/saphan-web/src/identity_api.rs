@@ -245,7 +245,7 @@ async fn change_role(
             .revoke_role(&subject, &change.identity_id, &change.agency, role)
             .await
     };
-    let changed = result.map_err(|e| ApiProblem(e.problem()))?;
+    let changed = result?;
     Ok(Json(serde_json::json!({ "changed": changed })).into_response())
 }
 
@@ -281,10 +281,6 @@ pub(crate) async fn revoke_role(
 #[utoipa::path(get, path = "/api/v1/identity/agencies", tag = "digital-id",
     responses((status = 200, description = "`agencies`: code and name", body = Object)))]
 pub(crate) async fn agencies(State(state): State<AppState>) -> Result<Response, ApiProblem> {
-    let agencies = state
-        .directory
-        .agencies()
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+    let agencies = state.directory.agencies().await?;
     Ok(Json(serde_json::json!({ "agencies": agencies })).into_response())
 }

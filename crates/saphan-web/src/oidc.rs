@@ -419,11 +419,7 @@ pub(crate) async fn set_session_cookies(
 ) -> Result<(), ApiProblem> {
     let max_age = state.config.identity.session_hours as i64 * 3600;
     cookies::set(state, response, cookies::SESSION, cookie, max_age);
-    let device = state
-        .directory
-        .device_token(identity_id)
-        .await
-        .map_err(|e| ApiProblem(e.problem()))?;
+    let device = state.directory.device_token(identity_id).await?;
     cookies::set(state, response, cookies::DEVICE, &device, 400 * 86400);
     Ok(())
 }

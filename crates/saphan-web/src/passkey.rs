@@ -23,10 +23,6 @@ fn passkeys(state: &AppState) -> Result<&saphan_identity::Passkeys, ApiProblem> 
     })
 }
 
-fn identity_problem(e: saphan_identity::IdentityError) -> ApiProblem {
-    ApiProblem(e.problem())
-}
-
 #[derive(Deserialize)]
 pub(crate) struct Begin {
     csrf: String,
@@ -40,10 +36,7 @@ pub(crate) async fn signin_begin(
     if !cookies::csrf_ok(&headers, &body.csrf) {
         return Err(crate::signin::csrf_failure());
     }
-    let ceremony = passkeys(&state)?
-        .begin_sign_in()
-        .await
-        .map_err(identity_problem)?;
+    let ceremony = passkeys(&state)?.begin_sign_in().await?;
     Ok(
         Json(serde_json::json!({ "ceremony": ceremony.id, "options": ceremony.options }))
             .into_response(),
@@ -84,7 +77,7 @@ pub(crate) async fn signin_finish(
             )))
         }
         Err(SignInError::Locked { .. }) => return Err(ApiProblem::status(429)),
-        Err(SignInError::Other(e)) => return Err(identity_problem(e)),
+        Err(SignInError::Other(e)) => return Err(ApiProblem::from(e)),
     };
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -121,8 +114,7 @@ pub(crate) async fn register_begin(
     crate::account::require_full_strength(&state, &session).await?;
     let ceremony = passkeys(&state)?
         .begin_registration(&session.identity_id)
-        .await
-        .map_err(identity_problem)?;
+        .await?;
     Ok(
         Json(serde_json::json!({ "ceremony": ceremony.id, "options": ceremony.options }))
             .into_response(),
@@ -156,8 +148,7 @@ pub(crate) async fn register_finish(
             &body.credential,
             &body.name,
         )
-        .await
-        .map_err(identity_problem)?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "credential_id": id })),
@@ -187,7 +178,6 @@ pub(crate) async fn remove(
     state
         .directory
         .remove_passkey(&session.identity_id, &form.credential_id)
-        .await
-        .map_err(identity_problem)?;
+        .await?;
     Ok(see_other("/account"))
 }

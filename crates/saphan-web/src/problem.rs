@@ -37,6 +37,13 @@ impl From<Problem> for ApiProblem {
     }
 }
 
+/// The digital ID's errors describe themselves; handlers can use `?` on them.
+impl From<saphan_identity::IdentityError> for ApiProblem {
+    fn from(e: saphan_identity::IdentityError) -> Self {
+        ApiProblem(e.problem())
+    }
+}
+
 impl ApiProblem {
     pub fn status(status: u16) -> ApiProblem {
         ApiProblem(Problem::for_status(status))

@@ -46,10 +46,6 @@ fn page_path(path: &str, request: Option<&str>) -> String {
     }
 }
 
-fn identity_problem(e: IdentityError) -> ApiProblem {
-    ApiProblem(e.problem())
-}
-
 /// Renders a form page with a CSRF token (setting its cookie when missing) and `status`.
 pub(crate) fn form_page(
     state: &AppState,
@@ -277,18 +273,14 @@ pub(crate) async fn signin_submit(
     }
     let outcome = match outcome {
         Ok(o) => o,
-        Err(SignInError::Other(e)) => return Err(identity_problem(e)),
+        Err(SignInError::Other(e)) => return Err(ApiProblem::from(e)),
         Err(_) => unreachable!("failures were answered above"),
     };
     let user_agent = user_agent(&headers);
     if outcome.second_factor_required {
         let expires = time::OffsetDateTime::now_utc().unix_timestamp() + SECOND_FACTOR_SECS;
         let message = format!("{}.{expires}", outcome.identity.id);
-        let mac = state
-            .directory
-            .mac("second-factor", &message)
-            .await
-            .map_err(identity_problem)?;
+        let mac = state.directory.mac("second-factor", &message).await?;
         let mut response = see_other(&format!(
             "/signin/totp?request={}&lang={}",
             form.request,
@@ -343,11 +335,7 @@ async fn second_factor_identity(
     let Some((identity_id, expires)) = message.split_once('.') else {
         return Ok(None);
     };
-    let expected = state
-        .directory
-        .mac("second-factor", message)
-        .await
-        .map_err(identity_problem)?;
+    let expected = state.directory.mac("second-factor", message).await?;
     let fresh = expires
         .parse::<i64>()
         .is_ok_and(|e| e > time::OffsetDateTime::now_utc().unix_timestamp());
@@ -427,7 +415,7 @@ pub(crate) async fn totp_submit(
         Err(SignInError::Locked { .. }) => {
             return Ok(again(StatusCode::TOO_MANY_REQUESTS, "locked"))
         }
-        Err(SignInError::Other(e)) => return Err(identity_problem(e)),
+        Err(SignInError::Other(e)) => return Err(ApiProblem::from(e)),
     }
     let (cookie, session) = state
         .oidc
@@ -464,16 +452,8 @@ pub(crate) async fn consent_page(
         .await
         .map_err(server_problem)?
         .ok_or_else(expired_request)?;
-    let agency = state
-        .directory
-        .agency(&client.agency)
-        .await
-        .map_err(identity_problem)?;
-    let identity = state
-        .directory
-        .get(&session.identity_id)
-        .await
-        .map_err(identity_problem)?;
+    let agency = state.directory.agency(&client.agency).await?;
+    let identity = state.directory.get(&session.identity_id).await?;
     let items: Vec<minijinja::Value> = request
         .scopes
         .iter()
