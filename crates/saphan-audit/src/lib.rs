@@ -6,8 +6,12 @@
 //! platform key and a time-stamp token. Any record's inclusion proof verifies offline, and so does
 //! an exported bundle of the whole log.
 //!
-//! This crate owns the `audit_*` tables. It must never store payloads (only their hashes), never
-//! update or delete a record, and never acknowledge an append before its transaction commits.
+//! A capability may keep a small JSON *detail* with a record (the exchange's message-log
+//! entries); its SHA-256 is the record's payload hash, so the chain vouches for it.
+//!
+//! This crate owns the `audit_*` tables. It must never store payloads other than those details
+//! (only their hashes), never update or delete a record, and never acknowledge an append before
+//! its transaction commits.
 
 mod bundle;
 mod checkpoint;
@@ -23,16 +27,19 @@ pub use checkpoint::Checkpoint;
 pub use merkle::{inclusion_path, merkle_root, root_from_inclusion_path};
 pub use proof::{inclusion_proof, InclusionProof};
 pub use record::{AuditEntry, AuditRecord, Receipt, CHECKPOINT_ACTION, GENESIS_HASH};
-pub use store::{head, read_checkpoints, read_records};
+pub use store::{
+    find_records, head, read_checkpoints, read_detail, read_records, RecordFilter, RecordWithDetail,
+};
 pub use verify::{verify_database, TailPolicy, Verifier, VerifyFailure, VerifyReport};
 pub use writer::{AuditLog, GroupStats};
 
 use saphan_core::{Problem, ProblemKind, Text};
 use saphan_store::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "audit-0001-records-checkpoints",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "audit-0001-records-checkpoints",
+        sql: "
 CREATE TABLE audit_records (
     seq BIGINT PRIMARY KEY,
     recorded_at TEXT NOT NULL,
@@ -60,7 +67,19 @@ CREATE TABLE audit_checkpoints (
     timestamp_token TEXT NOT NULL
 );
 ",
-}];
+    },
+    Migration {
+        id: "audit-0002-details-indexes",
+        sql: "
+CREATE TABLE audit_details (
+    seq BIGINT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE INDEX audit_records_actor ON audit_records (actor, seq);
+CREATE INDEX audit_records_subject ON audit_records (subject, seq);
+",
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

@@ -7,6 +7,7 @@ use crate::AuditError;
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 const MAX_FIELD: usize = 512;
+const MAX_DETAIL: usize = 16 * 1024;
 
 /// The action of the record each checkpoint appends to the chain; reserved for the log itself.
 pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
@@ -19,6 +20,9 @@ pub struct AuditEntry {
     pub action: String,
     pub subject: String,
     pub payload_hash: [u8; 32],
+    /// A capability's own description of the event (JSON), stored beside the record and bound
+    /// to it by `payload_hash`. Never personal data in clear: pseudonyms and hashes only.
+    pub detail: Option<String>,
 }
 
 impl AuditEntry {
@@ -44,7 +48,23 @@ impl AuditEntry {
             action: action.into(),
             subject: subject.into(),
             payload_hash,
+            detail: None,
         }
+    }
+
+    /// An entry whose detail is kept (searchable, exportable with the record's proof); the
+    /// payload hash is the SHA-256 of `detail`'s JSON text, so the chain vouches for it.
+    pub fn with_detail(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        subject: impl Into<String>,
+        detail: &impl Serialize,
+    ) -> AuditEntry {
+        let text = serde_json::to_string(detail).expect("audit details serialise");
+        let mut entry =
+            AuditEntry::with_payload_hash(actor, action, subject, Sha256::digest(&text).into());
+        entry.detail = Some(text);
+        entry
     }
 
     pub(crate) fn validate(&self) -> Result<(), AuditError> {
@@ -55,6 +75,9 @@ impl AuditEntry {
             return Err(AuditError::InvalidEntry(
                 "actions starting with `audit.` are reserved for the log itself",
             ));
+        }
+        if self.detail.as_ref().is_some_and(|d| d.len() > MAX_DETAIL) {
+            return Err(AuditError::InvalidEntry("a detail is at most 16 KiB"));
         }
         if self.actor.len() > MAX_FIELD
             || self.action.len() > MAX_FIELD

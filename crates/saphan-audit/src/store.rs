@@ -2,6 +2,7 @@
 
 use saphan_store::sqlx::{self, any::AnyRow, Row};
 use saphan_store::Db;
+use serde::Serialize;
 
 use crate::record::{chain, checkpoint_entry, decode_hash};
 use crate::{AuditEntry, AuditError, AuditRecord, Checkpoint};
@@ -234,7 +235,8 @@ async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), Audi
     Ok(())
 }
 
-/// Appends `entries` after the current head in one transaction; returns the stored records.
+/// Appends `entries` after the current head in one transaction, with their details; returns
+/// the stored records.
 pub(crate) async fn append_batch(
     db: &Db,
     time: &str,
@@ -244,8 +246,102 @@ pub(crate) async fn append_batch(
     let (head_seq, head_hash) = lock_head(&mut tx).await?;
     let records = chain(head_seq, &head_hash, time, entries);
     insert_records(&mut tx, &records).await?;
+    let details: Vec<(i64, &str)> = records
+        .iter()
+        .zip(entries)
+        .filter_map(|(r, e)| e.detail.as_deref().map(|d| (to_i64(r.seq), d)))
+        .collect();
+    for chunk in details.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_details (seq, body) VALUES {}",
+            saphan_store::values_placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for (seq, body) in chunk {
+            query = query.bind(*seq).bind(*body);
+        }
+        query.execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(records)
+}
+
+/// What [`find_records`] looks for; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject: Option<String>,
+    /// Records with `seq` below this (for paging backwards); none = from the newest.
+    pub before_seq: Option<u64>,
+    /// Records at or after this RFC 3339 instant.
+    pub since: Option<String>,
+    pub limit: u32,
+}
+
+/// A record and the detail its capability stored with it, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordWithDetail {
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    pub detail: Option<String>,
+}
+
+/// The newest records matching `filter`, newest first.
+pub async fn find_records(
+    db: &Db,
+    filter: &RecordFilter,
+) -> Result<Vec<RecordWithDetail>, AuditError> {
+    let mut sql = String::from(
+        "SELECT r.seq, r.recorded_at, r.actor, r.action, r.subject, r.payload_hash, \
+         r.prev_hash, r.hash, d.body FROM audit_records r \
+         LEFT JOIN audit_details d ON d.seq = r.seq WHERE 1 = 1",
+    );
+    let mut binds: Vec<String> = Vec::new();
+    for (column, value) in [
+        ("r.actor", &filter.actor),
+        ("r.action", &filter.action),
+        ("r.subject", &filter.subject),
+    ] {
+        if let Some(v) = value {
+            binds.push(v.clone());
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    }
+    if let Some(since) = &filter.since {
+        binds.push(since.clone());
+        sql.push_str(&format!(" AND r.recorded_at >= ${}", binds.len()));
+    }
+    if let Some(before) = filter.before_seq {
+        sql.push_str(&format!(" AND r.seq < {}", to_i64(before)));
+    }
+    sql.push_str(&format!(
+        " ORDER BY r.seq DESC LIMIT {}",
+        filter.limit.clamp(1, 10_000)
+    ));
+    let mut query = sqlx::query(&sql);
+    for b in &binds {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RecordWithDetail {
+                record: record_from_row(row)?,
+                detail: row.try_get(8)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The detail stored with record `seq`, if any.
+pub async fn read_detail(db: &Db, seq: u64) -> Result<Option<String>, AuditError> {
+    let row = sqlx::query("SELECT body FROM audit_details WHERE seq = $1")
+        .bind(to_i64(seq))
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// In one transaction under the head lock: signs (with `sign`) the records after the last

@@ -29,6 +29,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub audit: AuditConfig,
     pub identity: IdentityConfig,
+    pub exchange: ExchangeConfig,
     pub log: LogConfig,
 }
 
@@ -60,6 +61,51 @@ pub struct AuditConfig {
     pub checkpoint_every_secs: u64,
     /// Most records written in one group commit.
     pub max_batch: usize,
+}
+
+/// The data exchange gateway: identifiers, the mutual-TLS listener, limits toward providers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExchangeConfig {
+    /// The X-Road instance identifier of this platform (the first part of every member id).
+    pub instance: String,
+    /// Where the gateway also listens with TLS, asking callers for a client certificate issued
+    /// by the platform CA (mutual TLS). None: tokens only, on the main listener.
+    pub tls_listen: Option<SocketAddr>,
+    /// Largest request or response body passed through, in bytes.
+    pub max_body_bytes: u64,
+    /// Bodies up to this size are read whole before forwarding, so the provider's assertion
+    /// carries the complete request hash; larger ones stream.
+    pub buffer_body_bytes: usize,
+    /// Connecting to a provider's backend.
+    pub connect_timeout_ms: u64,
+    /// A provider's whole answer (headers); services may set their own.
+    pub timeout_secs: u64,
+    /// Failures in a row toward one service that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before letting one through to try.
+    pub breaker_cooldown_secs: u64,
+    /// Lifetime of an OAuth access token given to a subsystem.
+    pub token_ttl_secs: u64,
+    /// GDX-compatible tokens expire after this long unused (GDX: 60 minutes).
+    pub gdx_idle_secs: u64,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        ExchangeConfig {
+            instance: "TH".into(),
+            tls_listen: None,
+            max_body_bytes: 1024 * 1024 * 1024,
+            buffer_body_bytes: 64 * 1024,
+            connect_timeout_ms: 2000,
+            timeout_secs: 30,
+            breaker_failures: 5,
+            breaker_cooldown_secs: 10,
+            token_ttl_secs: 300,
+            gdx_idle_secs: 3600,
+        }
+    }
 }
 
 /// The digital ID: password hashing, sessions, token lifetimes and the brute-force policy.
@@ -157,6 +203,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             audit: AuditConfig::default(),
             identity: IdentityConfig::default(),
+            exchange: ExchangeConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -241,6 +288,7 @@ const ENV_KEYS: &[&str] = &[
     "http",
     "audit",
     "identity",
+    "exchange",
     "log",
 ];
 
@@ -286,6 +334,17 @@ impl Config {
                 format!("http://{}", config.listen)
             };
         }
+        if config.exchange.tls_listen.is_none()
+            && std::env::var_os("SAPHAN_EXCHANGE__TLS_LISTEN").is_none()
+        {
+            // The demo shows mutual TLS too: the gateway's TLS port is the next one up.
+            let mut tls = config.listen;
+            tls.set_port(match config.listen.port() {
+                0 => 0,
+                p => p.wrapping_add(1).max(1),
+            });
+            config.exchange.tls_listen = Some(tls);
+        }
         config.log.format = LogFormat::Pretty;
         config.validate()?;
         Ok(config)
@@ -322,6 +381,27 @@ impl Config {
         }
         if self.audit.max_batch == 0 || self.audit.max_batch > 4096 {
             return invalid("audit.max_batch must be between 1 and 4096".into());
+        }
+        let ex = &self.exchange;
+        let id_part = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 255
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "'()+,-.=?".contains(c))
+        };
+        if !id_part(&ex.instance) {
+            return invalid(
+                "exchange.instance must be 1-255 of A-Z a-z 0-9 ' ( ) + , - . = ?".into(),
+            );
+        }
+        if ex.max_body_bytes == 0
+            || ex.connect_timeout_ms == 0
+            || ex.timeout_secs == 0
+            || ex.breaker_failures == 0
+            || ex.token_ttl_secs == 0
+            || ex.gdx_idle_secs == 0
+        {
+            return invalid("exchange limits (max_body_bytes, connect_timeout_ms, timeout_secs, breaker_failures, token_ttl_secs, gdx_idle_secs) must be at least 1".into());
         }
         let id = &self.identity;
         if id.password_memory_kib < 8 * 1024

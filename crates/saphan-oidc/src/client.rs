@@ -453,64 +453,85 @@ impl Provider {
                 if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
                     return Err(fail());
                 }
-                let audiences: Vec<&str> = match jwt.claims.get("aud") {
-                    Some(Value::String(a)) => vec![a.as_str()],
-                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                    _ => vec![],
-                };
-                let token_endpoint = format!("{}/oidc/token", self.issuer);
-                if !audiences
-                    .iter()
-                    .any(|a| *a == self.issuer || *a == token_endpoint || *a == endpoint)
-                {
-                    return Err(OAuthError::invalid_client(
-                        "the assertion's aud must be the issuer or the endpoint",
-                    ));
-                }
-                let now = now_unix();
-                let exp = jwt
-                    .claims
-                    .get("exp")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(fail)?;
-                if exp <= now - 30 || exp > now + 3600 {
-                    return Err(OAuthError::invalid_client(
-                        "the assertion has expired or lives too long",
-                    ));
-                }
-                let jti = jwt
-                    .claims
-                    .get("jti")
-                    .and_then(Value::as_str)
-                    .filter(|j| !j.is_empty() && j.len() <= 200);
-                let Some(jti) = jti else {
-                    return Err(OAuthError::invalid_client("the assertion needs a jti"));
-                };
                 let jwks = client.jwks.clone().ok_or_else(fail)?;
-                if !jwt.verify_jwks(&jwks) {
-                    return Err(fail());
-                }
-                // An assertion works once (RFC 7523 §3, item 7).
-                sqlx::query("DELETE FROM oidc_assertions WHERE expires_at < $1")
-                    .bind(now - 60)
-                    .execute(self.db.pool())
-                    .await?;
-                let fresh = sqlx::query("INSERT INTO oidc_assertions (jti_key, expires_at) VALUES ($1, $2) ON CONFLICT (jti_key) DO NOTHING")
-                    .bind(sha256_hex(&format!("{}\0{jti}", client.client_id)))
-                    .bind(exp)
-                    .execute(self.db.pool())
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if !fresh {
-                    return Err(OAuthError::invalid_client(
-                        "this assertion was already used",
-                    ));
-                }
+                let token_endpoint = format!("{}/oidc/token", self.issuer);
+                check_client_assertion(
+                    &self.db,
+                    &jwt,
+                    &client.client_id,
+                    &jwks,
+                    &[&self.issuer, &token_endpoint, endpoint],
+                )
+                .await?;
                 Ok(client)
             }
         }
     }
+}
+
+/// Checks a client assertion (RFC 7523) whose `iss`/`sub` the caller has matched to
+/// `client_id`: an audience among `audiences`, a short lifetime, a signature by one of `jwks`,
+/// and a `jti` never seen before for this client (single use, §3 item 7). The exchange's
+/// subsystems authenticate the same way.
+pub async fn check_client_assertion(
+    db: &saphan_store::Db,
+    jwt: &Unverified,
+    client_id: &str,
+    jwks: &Value,
+    audiences: &[&str],
+) -> Result<(), OAuthError> {
+    let fail = || OAuthError::invalid_client("client authentication failed");
+    let presented: Vec<&str> = match jwt.claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !presented.iter().any(|a| audiences.contains(a)) {
+        return Err(OAuthError::invalid_client(
+            "the assertion's aud must be the issuer or the endpoint",
+        ));
+    }
+    let now = now_unix();
+    let exp = jwt
+        .claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or_else(fail)?;
+    if exp <= now - 30 || exp > now + 3600 {
+        return Err(OAuthError::invalid_client(
+            "the assertion has expired or lives too long",
+        ));
+    }
+    let jti = jwt
+        .claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty() && j.len() <= 200);
+    let Some(jti) = jti else {
+        return Err(OAuthError::invalid_client("the assertion needs a jti"));
+    };
+    if !jwt.verify_jwks(jwks) {
+        return Err(fail());
+    }
+    sqlx::query("DELETE FROM oidc_assertions WHERE expires_at < $1")
+        .bind(now - 60)
+        .execute(db.pool())
+        .await?;
+    let fresh = sqlx::query(
+        "INSERT INTO oidc_assertions (jti_key, expires_at) VALUES ($1, $2) ON CONFLICT (jti_key) DO NOTHING",
+    )
+    .bind(sha256_hex(&format!("{client_id}\0{jti}")))
+    .bind(exp)
+    .execute(db.pool())
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return Err(OAuthError::invalid_client(
+            "this assertion was already used",
+        ));
+    }
+    Ok(())
 }
 
 /// How long a client read from the database is trusted.

@@ -1053,6 +1053,15 @@ impl Provider {
         }))
     }
 
+    /// The identity a live access token speaks for (for APIs a person calls through an app).
+    pub async fn access_token_identity(&self, token: &str) -> Result<Option<String>, OAuthError> {
+        Ok(self
+            .live_token(token)
+            .await?
+            .filter(|t| t.kind == "access")
+            .map(|t| t.identity_id))
+    }
+
     /// UserInfo (OIDC Core §5.3) for a bearer access token.
     pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, OAuthError> {
         let token = self

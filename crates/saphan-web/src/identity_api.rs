@@ -96,7 +96,7 @@ fn registration_problem(e: RegistrationError) -> ApiProblem {
 }
 
 /// JSON bodies: wrong content types and malformed JSON become problems, never panics.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ApiProblem> {

@@ -9,6 +9,8 @@
 mod account;
 mod admin;
 mod cookies;
+mod exchange;
+mod exchange_api;
 mod identity_admin;
 mod identity_api;
 mod middleware;
@@ -25,7 +27,9 @@ mod system;
 mod tests;
 #[cfg(test)]
 mod tests_identity;
+pub mod tls;
 
+pub use exchange::PeerCertificate;
 pub use openapi::openapi_document;
 pub use portal::PortalService;
 pub use problem::ApiProblem;

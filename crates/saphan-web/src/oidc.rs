@@ -64,7 +64,7 @@ pub(crate) fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
-fn parse_pairs(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_pairs(text: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(text.as_bytes())
         .into_owned()
         .collect()
@@ -180,7 +180,7 @@ pub(crate) async fn next_step(
     })
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -31,6 +31,19 @@ use utoipa::OpenApi;
         crate::identity_api::delete_client,
         crate::identity_api::grant_role,
         crate::identity_api::revoke_role,
+        crate::exchange::token,
+        crate::exchange_api::members,
+        crate::exchange_api::create_member,
+        crate::exchange_api::publish_service,
+        crate::exchange_api::grant_right,
+        crate::exchange_api::request_access,
+        crate::exchange_api::decide_access,
+        crate::exchange_api::message_log,
+        crate::exchange_api::usage,
+        crate::exchange_api::my_consents,
+        crate::exchange_api::give_consent,
+        crate::exchange_api::revoke_consent,
+        crate::exchange_api::data_access,
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::ProblemDocument, crate::system::Health)),
@@ -38,6 +51,7 @@ use utoipa::OpenApi;
         (name = "operations", description = "Health, readiness, metrics and this description"),
         (name = "platform", description = "The platform's public keys, certificate authority and time-stamping authority"),
         (name = "digital-id", description = "The digital ID: OpenID Connect provider endpoints and its administration (clients, roles)"),
+        (name = "exchange", description = "The government data exchange: members, services, rights, access requests, the message log, usage; data subjects' consents and who accessed their data. The gateway itself (`/r1/...`, `/listClients`) speaks the X-Road REST protocol and is described in docs/architecture.md"),
     )
 )]
 struct ApiDoc;

@@ -13,13 +13,37 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 
 use crate::middleware::{self, REQUEST_ID};
 use crate::state::AppState;
-use crate::{account, admin, identity_admin, identity_api, oidc, passkey, portal, signin, system};
+use crate::{
+    account, admin, exchange, exchange_api, identity_admin, identity_api, oidc, passkey, portal,
+    signin, system,
+};
 
 /// The whole platform's router.
 pub fn router(state: AppState) -> Router {
     // The recorder must exist before the first request is counted, not at the first scrape.
     system::prometheus();
-    with_edge_layers(routes(), state)
+    let gateway = exchange::routes()
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(
+                    HeaderName::from_static(REQUEST_ID),
+                    MakeRequestUuid,
+                ))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                        tracing::info_span!(
+                            "exchange",
+                            method = %request.method(),
+                            path = %saphan_core::redact::redact(request.uri().path()),
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
+                    REQUEST_ID,
+                ))),
+        )
+        .with_state(state.clone());
+    with_edge_layers(routes().merge(exchange_api::routes()), state).merge(gateway)
 }
 
 fn routes() -> Router<AppState> {

@@ -58,6 +58,8 @@ pub struct AppState {
     pub oidc: Provider,
     /// Passkey sign-in, when the public URL can be a WebAuthn relying party.
     pub passkeys: Option<saphan_identity::Passkeys>,
+    /// The data exchange: registry, credentials and the gateway.
+    pub exchange: saphan_exchange::gateway::Gateway,
 }
 
 impl AppState {
@@ -86,7 +88,26 @@ impl AppState {
                 None
             }
         };
+        let registry =
+            saphan_exchange::Registry::new(db.clone(), audit.clone(), &config.exchange.instance);
+        let credentials = Arc::new(saphan_exchange::credentials::Credentials::new(
+            registry.clone(),
+            directory.clone(),
+            keys.clone(),
+            &config.public_url,
+            &config.exchange,
+        ));
+        let exchange = saphan_exchange::gateway::Gateway::new(
+            registry,
+            credentials,
+            directory.clone(),
+            keys.clone(),
+            &config.public_url,
+            &config.exchange,
+        )
+        .expect("the gateway's HTTP client builds");
         AppState {
+            exchange,
             passkeys,
             directory,
             oidc,

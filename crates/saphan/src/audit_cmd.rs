@@ -79,7 +79,7 @@ fn tail_policy(config: &Config) -> saphan_audit::TailPolicy {
     saphan_audit::TailPolicy::from_config(&config.audit, time::OffsetDateTime::now_utc())
 }
 
-fn read_keys(path: &PathBuf) -> Result<PublicKeySet> {
+pub(crate) fn read_keys(path: &PathBuf) -> Result<PublicKeySet> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {

@@ -7,6 +7,7 @@
 mod audit_cmd;
 mod demo;
 mod demo_people;
+mod exchange_cmd;
 mod identity_cmd;
 mod keys_cmd;
 mod platform;
@@ -77,6 +78,9 @@ enum Command {
     /// OpenID Connect relying parties.
     #[command(subcommand)]
     Clients(identity_cmd::ClientsCommand),
+    /// The data exchange: registry, message log, evidence.
+    #[command(subcommand)]
+    Exchange(exchange_cmd::ExchangeCommand),
     /// Print the OpenAPI 3.1 document.
     Openapi,
 }
@@ -179,6 +183,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = load()?;
             init_logging(&config, "warn");
             identity_cmd::clients(&config, command).await?;
+        }
+        Command::Exchange(command) => {
+            let config = load()?;
+            init_logging(&config, "warn");
+            return exchange_cmd::run(&config, command).await;
         }
         Command::Openapi => {
             println!("{}", saphan_web::openapi_document().to_pretty_json()?);

@@ -19,6 +19,7 @@ pub fn migrations() -> Vec<Migration> {
         saphan_seed::MIGRATIONS,
         saphan_identity::MIGRATIONS,
         saphan_oidc::MIGRATIONS,
+        saphan_exchange::MIGRATIONS,
     ]
     .concat()
 }
@@ -207,6 +208,31 @@ impl Platform {
             })?;
         let addr = listener.local_addr()?;
         let router = saphan_web::router(self.app_state(admin_token));
+        if let Some(tls_addr) = self.config.exchange.tls_listen {
+            let tls_listener = tokio::net::TcpListener::bind(tls_addr)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {tls_addr} for the exchange's mutual TLS (exchange.tls_listen)")
+                })?;
+            let mut names = vec!["localhost".to_string(), tls_addr.ip().to_string()];
+            if let Some(host) = url::Url::parse(&self.config.public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(String::from))
+            {
+                names.push(host);
+            }
+            names.sort();
+            names.dedup();
+            let tls = saphan_web::tls::server_config(&self.keys, names)
+                .map_err(|e| anyhow::anyhow!("the exchange's TLS certificate: {e}"))?;
+            tracing::info!(addr = %tls_addr, "exchange gateway listening with mutual TLS");
+            tokio::spawn(saphan_web::tls::serve_tls(
+                tls_listener,
+                router.clone(),
+                tls,
+                shutdown_signal(),
+            ));
+        }
         on_listening(addr);
         tracing::info!(%addr, "listening");
         saphan_web::serve(
