@@ -2,8 +2,10 @@
 //!
 //! - `test`: the whole test suite, the one command the README gives and CI runs. Rust tests on
 //!   SQLite and PostgreSQL, then a demo platform is started and checked from outside by
-//!   independent tools: the OpenAPI document by PyPI `openapi-spec-validator`, the portal by
-//!   Debian's Chromium with axe-core. Installs those tools when they are missing.
+//!   independent tools: the OpenAPI document by PyPI `openapi-spec-validator`, the OpenID
+//!   provider by npm `openid-client`, the data exchange by Python `requests` (mTLS, tokens,
+//!   GDX; once on SQLite, once on a PostgreSQL demo), the portal by Debian's Chromium with
+//!   axe-core. Installs those tools when they are missing.
 //! - `bench`: the benchmarks, printing ratios against baselines measured in the same run.
 //!
 //! Uses only the standard library so that it builds in seconds on a fresh machine.
@@ -139,6 +141,7 @@ fn test(args: &[String]) -> Result<bool> {
     );
     // The demo's public address (its OpenID issuer) is `localhost`, as passkeys require.
     let base_url = format!("http://localhost:{port}");
+    let tls_port = free_port()?;
     eprintln!(
         "\n==> start a demo platform at {base_url} (data in {})",
         data.display()
@@ -152,6 +155,10 @@ fn test(args: &[String]) -> Result<bool> {
             // Short-lived codes, so the relying-party suite can watch one expire.
             .env("SAPHAN_IDENTITY__CODE_TTL_SECS", CODE_TTL_SECS)
             .env("SAPHAN_IDENTITY__UPSTREAM", &upstream)
+            .env(
+                "SAPHAN_EXCHANGE__TLS_LISTEN",
+                format!("127.0.0.1:{tls_port}"),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -181,6 +188,18 @@ fn test(args: &[String]) -> Result<bool> {
         "OpenID Connect relying party (openid-client) and upstream federation (oidc-provider)",
         run("relying-party suite", &mut relying_party)?,
     ));
+
+    ensure_python_packages(&root, "tests/exchange/requirements.txt")?;
+    outcomes.push((
+        "data exchange from outside (Python requests: mTLS, tokens, GDX, X-Road rules) on SQLite",
+        exchange_suite(&root, &base_url, tls_port, &data, demo.0.id())?,
+    ));
+    if let Some(url) = &postgres {
+        outcomes.push((
+            "data exchange from outside on PostgreSQL",
+            exchange_on_postgres(&root, &binary, url)?,
+        ));
+    }
 
     if browser {
         let artifacts = root.join("ci-artifacts").join("browser");
@@ -216,6 +235,125 @@ fn test(args: &[String]) -> Result<bool> {
         failed.len()
     );
     Ok(failed.is_empty())
+}
+
+/// The exchange's independent suite (tests/exchange, pytest + requests) against a running
+/// platform.
+fn exchange_suite(
+    root: &Path,
+    base_url: &str,
+    tls_port: u16,
+    data: &Path,
+    pid: u32,
+) -> Result<bool> {
+    let mut pytest = Command::new("python3");
+    pytest
+        .current_dir(root)
+        .args([
+            "-m",
+            "pytest",
+            "tests/exchange",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ])
+        .env("BASE_URL", base_url)
+        .env("TLS_URL", format!("https://localhost:{tls_port}"))
+        .env("SAPHAN_DATA_DIR", data)
+        .env("SAPHAN_PID", pid.to_string());
+    run("exchange suite", &mut pytest)
+}
+
+/// A second demo platform on a fresh PostgreSQL database, for the exchange suite.
+fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool> {
+    let name = format!("saphan_test_xtask_{}", &random_hex()[..12]);
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([server, "-qAtc", sql])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !psql(&format!("CREATE DATABASE {name}")) {
+        bail!("cannot create the PostgreSQL database {name} (is psql installed and {server} up?)");
+    }
+    let url = match server.rsplit_once('/') {
+        Some((prefix, _)) => format!("{prefix}/{name}"),
+        None => bail!("{server} is not a postgres:// URL"),
+    };
+    let data = std::env::temp_dir().join(format!("saphan-xtask-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let (port, tls_port) = (free_port()?, free_port()?);
+    eprintln!("\n==> start a demo platform on PostgreSQL ({name}) at http://localhost:{port}");
+    let outcome = (|| {
+        let mut demo = DemoServer(
+            Command::new(binary)
+                .args(["demo", "--data-dir"])
+                .arg(&data)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("SAPHAN_DATABASE_URL", &url)
+                .env(
+                    "SAPHAN_EXCHANGE__TLS_LISTEN",
+                    format!("127.0.0.1:{tls_port}"),
+                )
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .context("cannot start saphan demo on PostgreSQL")?,
+        );
+        wait_ready(port, &mut demo.0)?;
+        let ok = exchange_suite(
+            root,
+            &format!("http://localhost:{port}"),
+            tls_port,
+            &data,
+            demo.0.id(),
+        )?;
+        Ok::<_, anyhow::Error>(ok && demo.stop()?)
+    })();
+    let _ = std::fs::remove_dir_all(&data);
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    outcome
+}
+
+/// Installs a Python suite's requirements unless they import already.
+fn ensure_python_packages(root: &Path, requirements: &str) -> Result<()> {
+    let present = Command::new("python3")
+        .args(["-c", "import pytest, requests, jwt, cryptography"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    let file = root.join(requirements);
+    let plain = run(
+        "pip install the exchange suite's requirements",
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "-r"])
+            .arg(&file),
+    )?;
+    if !plain
+        && !run(
+            "pip install --user the exchange suite's requirements",
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--user",
+                    "--break-system-packages",
+                    "-r",
+                ])
+                .arg(&file),
+        )?
+    {
+        bail!("cannot install {requirements} with pip");
+    }
+    Ok(())
 }
 
 fn bench() -> Result<bool> {

@@ -106,14 +106,20 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         platform.audit.clone(),
         &platform.config.identity,
     )?;
+    let exchange = platform.app_state(None).exchange;
     let outcomes = Seeder::new(platform.db.clone(), options.seed)
         .show_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .provide(Arc::new(platform.audit.clone()))
         .provide(Arc::new(directory))
+        .provide(Arc::new(exchange))
         .step(PlatformInitialised)
         .step(crate::demo_people::DemoPeople {
             data_dir: platform.config.data_dir.clone(),
             extra_citizens: 50,
+        })
+        .step(crate::demo_exchange::DemoExchange {
+            data_dir: platform.config.data_dir.clone(),
+            public_url: platform.config.public_url.clone(),
         })
         .run()
         .await?;
@@ -138,6 +144,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     };
     let data_dir = platform.config.data_dir.clone();
     let public_url = platform.config.public_url.clone();
+    let tls = platform.config.exchange.tls_listen;
     platform
         .serve(admin_token, move |addr| {
             // The public address (localhost, so passkeys work), unless the port was picked now.
@@ -156,6 +163,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             println!("  Health: {base}/healthz  Ready: {base}/readyz  Metrics: {base}/metrics");
             println!("  OpenID provider: {base}/.well-known/openid-configuration");
             crate::demo_people::print_logins(&data_dir, &base);
+            crate::demo_exchange::print_example(&data_dir, &base, tls);
         })
         .await
 }

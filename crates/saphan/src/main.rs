@@ -6,6 +6,7 @@
 
 mod audit_cmd;
 mod demo;
+mod demo_exchange;
 mod demo_people;
 mod exchange_cmd;
 mod identity_cmd;
