@@ -58,7 +58,7 @@ async fn demo_civil_registration(
     };
     match state
         .directory
-        .find(&saphan_identity::LoginId::NationalId(nid.clone()))
+        .find(&saphan_identity::LoginId::NationalId(nid))
         .await
     {
         Ok(Some(person)) => Json(json!({
