@@ -72,24 +72,28 @@ const CERT_CACHE_MAX: usize = 10_000;
 /// Fingerprint → subsystem, per node, for [`crate::registry::CACHE_SECS`].
 #[derive(Default)]
 pub(crate) struct CertificateCache {
-    entries: Mutex<HashMap<String, (Instant, Option<ClientId>)>>,
+    entries: Mutex<HashMap<String, (Instant, u64, Option<ClientId>)>>,
 }
 
 impl CertificateCache {
-    fn get(&self, fp: &str) -> Option<Option<ClientId>> {
+    /// A fresh entry made at the registry's current `generation` (a local change to a
+    /// subsystem makes every entry stale at once).
+    fn get(&self, fp: &str, generation: u64) -> Option<Option<ClientId>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(fp)
-            .filter(|(at, _)| at.elapsed() < Duration::from_secs(crate::registry::CACHE_SECS))
-            .map(|(_, c)| c.clone())
+            .filter(|(at, g, _)| {
+                *g == generation && at.elapsed() < Duration::from_secs(crate::registry::CACHE_SECS)
+            })
+            .map(|(_, _, c)| c.clone())
     }
 
-    fn put(&self, fp: &str, value: Option<ClientId>) {
+    fn put(&self, fp: &str, generation: u64, value: Option<ClientId>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CERT_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(fp.to_string(), (Instant::now(), value));
+        entries.insert(fp.to_string(), (Instant::now(), generation, value));
     }
 
     pub(crate) fn clear(&self) {
@@ -259,7 +263,8 @@ impl Credentials {
         der: &[u8],
     ) -> Result<Option<ClientId>, ExchangeError> {
         let fp = fingerprint(der);
-        if let Some(hit) = self.cache.get(&fp) {
+        let generation = self.registry.generation();
+        if let Some(hit) = self.cache.get(&fp, generation) {
             return Ok(hit);
         }
         let row = sqlx::query(
@@ -273,7 +278,7 @@ impl Credentials {
         let found = row
             .map(|r| self.registry.parse_subsystem(&r.get::<String, _>(0)))
             .transpose()?;
-        self.cache.put(&fp, found.clone());
+        self.cache.put(&fp, generation, found.clone());
         Ok(found)
     }
 

@@ -407,10 +407,9 @@ impl Gateway {
             let active = self
                 .inner
                 .registry
-                .subsystem(&caller.subsystem)
+                .subsystem_active(&caller.subsystem)
                 .await
-                .map_err(internal)?
-                .is_some_and(|s| s.status == "active");
+                .map_err(internal)?;
             if !active {
                 return Err(GatewayError::unauthenticated("the subsystem is disabled"));
             }
@@ -560,10 +559,9 @@ impl Gateway {
         }
         let provider_active = inner
             .registry
-            .subsystem(&service_id.provider)
+            .subsystem_active(&service_id.provider)
             .await
-            .map_err(internal)?
-            .is_some_and(|s| s.status == "active");
+            .map_err(internal)?;
         if !provider_active {
             return Err(GatewayError::service_disabled(format!(
                 "the provider {} is disabled",

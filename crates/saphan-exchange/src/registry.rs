@@ -224,10 +224,19 @@ struct GatewayCache {
     services: Mutex<HashMap<String, Cached<Option<Arc<Service>>>>>,
     rights: Mutex<HashMap<String, Cached<Arc<Vec<Right>>>>>,
     groups: Mutex<Option<Cached<GroupMembers>>>,
+    active: Mutex<HashMap<String, Cached<bool>>>,
+    /// Bumped by every local change, so that caches elsewhere (certificates) can tell.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl GatewayCache {
     fn clear(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.services
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -326,6 +335,43 @@ impl Registry {
 
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Changes with every registry change made on this node.
+    pub fn generation(&self) -> u64 {
+        self.cache
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether a subsystem exists and is active, through the gateway's cache.
+    pub async fn subsystem_active(&self, id: &ClientId) -> Result<bool, ExchangeError> {
+        let key = id.key();
+        if let Some(hit) = fresh(
+            self.cache
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key),
+        ) {
+            return Ok(hit);
+        }
+        let active = self
+            .subsystem(id)
+            .await?
+            .is_some_and(|s| s.status == "active");
+        let mut map = self.cache.active.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                at: Instant::now(),
+                value: active,
+            },
+        );
+        Ok(active)
     }
 
     pub fn db(&self) -> &Db {
