@@ -233,7 +233,14 @@ def run(binary, database_url, label):
         best = {"a": 0.0, "b": 0.0, "c": 0.0}
         for round_ in (1, 2):
             for name, url, headers in (("a", url_a, {}), ("b", url_b, {}), ("c", url_c, headers_c)):
+                perf = None
+                if name == "c" and round_ == 1 and os.environ.get("BENCH_PERF"):
+                    perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(saphan.pid),
+                                             "-o", os.environ["BENCH_PERF"], "--", "sleep", "4"],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 rps = wrk(url, headers)
+                if perf:
+                    perf.wait()
                 best[name] = max(best[name], rps)
                 print(f"   round {round_} ({name}) {rps:10.0f} req/s", flush=True)
         rate = best["c"] / 2

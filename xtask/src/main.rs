@@ -372,6 +372,28 @@ fn bench() -> Result<bool> {
         }
         ok &= run(name, &mut command)?;
     }
+    // The gateway benchmark runs the release binary against nginx (see bench/exchange.py).
+    if run(
+        "build the release binary",
+        cargo()
+            .current_dir(&root)
+            .args(["build", "--release", "--bin", "saphan"]),
+    )? {
+        ensure_python_packages(&root, "tests/exchange/requirements.txt")?;
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        ok &= run(
+            "exchange gateway benchmark",
+            Command::new("python3")
+                .current_dir(&root)
+                .arg("bench/exchange.py")
+                .arg("--bin")
+                .arg(target.join("release").join("saphan")),
+        )?;
+    } else {
+        ok = false;
+    }
     Ok(ok)
 }
 

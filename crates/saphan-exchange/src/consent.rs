@@ -2,6 +2,9 @@
 //! subsystem use one service for one purpose until a date, and may revoke it at any time. A call
 //! to a service that requires consent must reference a consent valid now, for that consumer,
 //! service and purpose. Data subjects are known to the log only by keyed pseudonyms.
+//!
+//! The gateway caches consents it found valid for [`crate::registry::CACHE_SECS`]: a revocation
+//! stops calls at once on the node that recorded it, and on other nodes within that time.
 
 use saphan_audit::AuditEntry;
 use saphan_identity::{Directory, Identity};
@@ -185,6 +188,7 @@ impl Registry {
         .execute(self.db().pool())
         .await?
         .rows_affected();
+        self.changed();
         if n == 0 {
             return Err(ExchangeError::NotFound(
                 "no such consent of yours, or it was already revoked".into(),
@@ -212,31 +216,45 @@ impl Registry {
         if consent_id.len() > 64 {
             return Ok(Err(ConsentRefusal::Unknown));
         }
-        let row = sqlx::query(
-            "SELECT subject_key, consumer, service_id, purpose, valid_until, revoked_at \
-             FROM xr_consents WHERE id = $1",
-        )
-        .bind(consent_id)
-        .fetch_optional(self.db().pool())
-        .await?;
-        let Some(row) = row else {
-            return Ok(Err(ConsentRefusal::Unknown));
+        let entry = match self.cached_consent(consent_id) {
+            Some(entry) => entry,
+            None => {
+                let row = sqlx::query(
+                    "SELECT subject_key, consumer, service_id, purpose, valid_until, revoked_at \
+                     FROM xr_consents WHERE id = $1",
+                )
+                .bind(consent_id)
+                .fetch_optional(self.db().pool())
+                .await?;
+                let Some(row) = row else {
+                    return Ok(Err(ConsentRefusal::Unknown));
+                };
+                if row.get::<Option<String>, _>(5).is_some() {
+                    return Ok(Err(ConsentRefusal::Revoked));
+                }
+                let entry = crate::registry::ConsentEntry {
+                    subject: row.get(0),
+                    consumer: row.get(1),
+                    service: row.get(2),
+                    purpose: row.get(3),
+                    valid_until: row.get(4),
+                };
+                self.cache_consent(consent_id, entry.clone());
+                entry
+            }
         };
-        if row.get::<Option<String>, _>(5).is_some() {
-            return Ok(Err(ConsentRefusal::Revoked));
-        }
-        if row.get::<i64, _>(4) <= now_unix() {
+        if entry.valid_until <= now_unix() {
             return Ok(Err(ConsentRefusal::Expired));
         }
-        let scope_ok = row.get::<String, _>(1) == consumer_key
-            && row.get::<String, _>(2) == service_key
-            && purpose.is_none_or(|p| p == row.get::<String, _>(3));
+        let scope_ok = entry.consumer == consumer_key
+            && entry.service == service_key
+            && purpose.is_none_or(|p| p == entry.purpose);
         if !scope_ok {
             return Ok(Err(ConsentRefusal::OtherScope));
         }
         Ok(Ok(ValidConsent {
             id: consent_id.to_string(),
-            subject: row.get(0),
+            subject: entry.subject,
         }))
     }
 }

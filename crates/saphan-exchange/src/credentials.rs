@@ -72,8 +72,11 @@ const CERT_CACHE_MAX: usize = 10_000;
 /// Fingerprint → subsystem, per node, for [`crate::registry::CACHE_SECS`].
 #[derive(Default)]
 pub(crate) struct CertificateCache {
-    entries: Mutex<HashMap<String, (Instant, u64, Option<ClientId>)>>,
+    entries: Mutex<HashMap<String, CertificateEntry>>,
 }
+
+/// When it was read, at which registry generation, and the subsystem (none: not valid).
+type CertificateEntry = (Instant, u64, Option<ClientId>);
 
 impl CertificateCache {
     /// A fresh entry made at the registry's current `generation` (a local change to a
@@ -124,6 +127,8 @@ pub struct Credentials {
     token_ttl: u64,
     gdx_idle: i64,
     issuer: String,
+    /// The token MAC key, read from the database once.
+    token_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl Credentials {
@@ -142,6 +147,7 @@ impl Credentials {
             token_ttl: config.token_ttl_secs,
             gdx_idle: i64::try_from(config.gdx_idle_secs).unwrap_or(i64::MAX),
             issuer: issuer.trim_end_matches('/').to_string(),
+            token_key: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -285,7 +291,10 @@ impl Credentials {
     // ---- OAuth client credentials ---------------------------------------------------------
 
     async fn token_key(&self) -> Result<[u8; 32], ExchangeError> {
-        Ok(self.directory.platform_secret("exchange-token").await?)
+        Ok(*self
+            .token_key
+            .get_or_try_init(|| self.directory.platform_secret("exchange-token"))
+            .await?)
     }
 
     /// RFC 6749 §4.4 with an RFC 7523 client assertion: `iss` = `sub` = the subsystem id,

@@ -215,6 +215,16 @@ struct Cached<V> {
     value: V,
 }
 
+/// A consent as the gateway checks it.
+#[derive(Clone)]
+pub(crate) struct ConsentEntry {
+    pub subject: String,
+    pub consumer: String,
+    pub service: String,
+    pub purpose: String,
+    pub valid_until: i64,
+}
+
 /// Group code → the subsystem keys in it.
 type GroupMembers = Arc<HashMap<String, Vec<String>>>;
 
@@ -225,6 +235,9 @@ struct GatewayCache {
     rights: Mutex<HashMap<String, Cached<Arc<Vec<Right>>>>>,
     groups: Mutex<Option<Cached<GroupMembers>>>,
     active: Mutex<HashMap<String, Cached<bool>>>,
+    /// Consents found valid: id → (subject pseudonym, consumer key, service key, purpose,
+    /// valid until). Revocation on this node clears it; other nodes see it within the TTL.
+    consents: Mutex<HashMap<String, Cached<ConsentEntry>>>,
     /// Bumped by every local change, so that caches elsewhere (certificates) can tell.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -342,6 +355,39 @@ impl Registry {
         self.cache
             .generation
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn cached_consent(&self, id: &str) -> Option<ConsentEntry> {
+        fresh(
+            self.cache
+                .consents
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id),
+        )
+    }
+
+    pub(crate) fn cache_consent(&self, id: &str, entry: ConsentEntry) {
+        let mut map = self
+            .cache
+            .consents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(
+            id.to_string(),
+            Cached {
+                at: Instant::now(),
+                value: entry,
+            },
+        );
+    }
+
+    /// Forgets cached gateway state after a change made outside the registry's own methods.
+    pub(crate) fn changed(&self) {
+        self.cache.clear();
     }
 
     /// Whether a subsystem exists and is active, through the gateway's cache.

@@ -20,7 +20,7 @@ use crate::signin::{csrf_failure, form_page};
 use crate::state::AppState;
 
 /// The operator (admin-console session) or a signed-in official; `None` for anyone else.
-async fn admin_subject(
+pub(crate) async fn admin_subject(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<Subject>, ApiProblem> {

@@ -58,6 +58,10 @@ impl Templates {
                 include_str!("../templates/identity_admin.html"),
             ),
             (
+                "exchange_admin.html",
+                include_str!("../templates/exchange_admin.html"),
+            ),
+            (
                 "recovery_codes.html",
                 include_str!("../templates/recovery_codes.html"),
             ),
