@@ -183,7 +183,7 @@ def test_message_log_record_without_national_id(world, consumer, admin, citizen)
     assert call["status"] == 200 and call["error"] is None, call
     assert str(call.get("data_subject", "")).startswith("ds:"), call
     assert str(call.get("user", "")).startswith("user:"), call
-    assert call.get("path_sha256") and re.fullmatch(r"[0-9a-f]{64}", call["path_sha256"]), call
+    assert call.get("path_mac") and re.fullmatch(r"[0-9a-f]{64}", call["path_mac"]), call
     assert call.get("request_hash") == r.headers.get("X-Road-Request-Hash"), (call, dict(r.headers))
     assert call.get("response_hash"), call
     assert call["complete"] is True, call

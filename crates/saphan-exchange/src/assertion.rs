@@ -3,8 +3,9 @@
 //! `Saphan-Exchange-Assertion` header, living [`LIFETIME_SECS`] seconds.
 //!
 //! Claims: `iss` (the platform), `aud` (the service id), `sub` (the consumer subsystem), `iat`,
-//! `exp`, `jti` (the X-Road-Id), `user` and `data_subject` (pseudonyms), `purpose`,
-//! `consent`, `issue`, `req_hash`. `req_hash` is the X-Road request hash when the gateway read
+//! `exp`, `jti` (unique), `x_road_id`, `user` and `data_subject` (pseudonyms),
+//! `data_subject_id` (the person, as the provider knows them), `purpose`, `consent`, `issue`,
+//! `req_hash`. `req_hash` is the X-Road request hash when the gateway read
 //! the whole body before forwarding (bodies up to `exchange.buffer_body_bytes`); for a streamed
 //! body it covers the request line and headers only (`req_headers_hash`), and the full hash is in
 //! the message log.
@@ -24,9 +25,16 @@ pub struct Claims {
     pub sub: String,
     pub iat: i64,
     pub exp: i64,
+    /// Unique per assertion (replay detection at the provider).
     pub jti: String,
+    pub x_road_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The person the call concerns, as the provider knows them (`TH<national id>` or
+    /// `<ISO3>:<passport>`): from the consent, or from `Saphan-Data-Subject`. A provider of a
+    /// consent-based service must answer only about this person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_subject_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

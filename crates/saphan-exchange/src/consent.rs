@@ -63,6 +63,24 @@ pub struct ValidConsent {
     pub id: String,
     /// The data subject's pseudonym.
     pub subject: String,
+    /// The data subject as the provider knows them (`TH<national id>`, `<ISO3>:<passport>`),
+    /// for the signed assertion: the provider checks that the record asked for is theirs.
+    pub subject_id: String,
+    /// The purpose the consent was given for.
+    pub purpose: String,
+}
+
+/// How a provider knows a person: `TH` + national id, or nationality + `:` + passport number.
+pub fn provider_identifier(identity: &Identity) -> String {
+    match (
+        &identity.national_id,
+        &identity.passport_number,
+        &identity.nationality,
+    ) {
+        (Some(nid), _, _) => format!("TH{}", nid.digits()),
+        (None, Some(passport), Some(nationality)) => format!("{nationality}:{passport}"),
+        _ => format!("identity:{}", identity.id),
+    }
 }
 
 /// Why a consent did not cover a call.
@@ -208,6 +226,7 @@ impl Registry {
     /// The gateway's check: is `consent_id` valid now for this consumer, service and purpose?
     pub async fn check_consent(
         &self,
+        directory: &Directory,
         consent_id: &str,
         consumer_key: &str,
         service_key: &str,
@@ -220,8 +239,8 @@ impl Registry {
             Some(entry) => entry,
             None => {
                 let row = sqlx::query(
-                    "SELECT subject_key, consumer, service_id, purpose, valid_until, revoked_at \
-                     FROM xr_consents WHERE id = $1",
+                    "SELECT subject_key, consumer, service_id, purpose, valid_until, revoked_at, \
+                     identity_id FROM xr_consents WHERE id = $1",
                 )
                 .bind(consent_id)
                 .fetch_optional(self.db().pool())
@@ -232,7 +251,12 @@ impl Registry {
                 if row.get::<Option<String>, _>(5).is_some() {
                     return Ok(Err(ConsentRefusal::Revoked));
                 }
+                let identity_id: String = row.get(6);
+                let Some(person) = directory.get(&identity_id).await? else {
+                    return Ok(Err(ConsentRefusal::Unknown));
+                };
                 let entry = crate::registry::ConsentEntry {
+                    subject_id: provider_identifier(&person),
                     subject: row.get(0),
                     consumer: row.get(1),
                     service: row.get(2),
@@ -255,6 +279,8 @@ impl Registry {
         Ok(Ok(ValidConsent {
             id: consent_id.to_string(),
             subject: entry.subject,
+            subject_id: entry.subject_id,
+            purpose: entry.purpose,
         }))
     }
 }

@@ -424,6 +424,40 @@ impl Credentials {
         })
     }
 
+    /// Revokes a GDX consumer key and every token made with it.
+    pub async fn revoke_gdx_key(
+        &self,
+        subject: &Subject,
+        consumer_key: &str,
+    ) -> Result<(), ExchangeError> {
+        let row = sqlx::query("SELECT subsystem_id FROM xr_gdx_keys WHERE consumer_key = $1")
+            .bind(consumer_key)
+            .fetch_optional(self.registry.db().pool())
+            .await?
+            .ok_or_else(|| ExchangeError::NotFound("no such GDX consumer key".into()))?;
+        let id = self.registry.parse_subsystem(&row.get::<String, _>(0))?;
+        self.authorize(subject, &id).await?;
+        sqlx::query("UPDATE xr_gdx_keys SET revoked_at = $1 WHERE consumer_key = $2")
+            .bind(now_rfc3339())
+            .bind(consumer_key)
+            .execute(self.registry.db().pool())
+            .await?;
+        sqlx::query("DELETE FROM xr_gdx_tokens WHERE consumer_key = $1")
+            .bind(consumer_key)
+            .execute(self.registry.db().pool())
+            .await?;
+        self.registry
+            .audit()
+            .append(AuditEntry::new(
+                subject.actor(),
+                "exchange.gdx-key.revoke",
+                id.to_string(),
+                &consumer_key,
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// `GET /ws/auth/validate`: a token for a valid consumer key and secret; `agent` is the
     /// officer's citizen id or a system name, kept only as a pseudonym.
     pub async fn gdx_validate(
@@ -485,7 +519,9 @@ impl Credentials {
         let now = now_unix();
         let hash = sha256_hex(token);
         let row = sqlx::query(
-            "SELECT subsystem_id, agent, last_used FROM xr_gdx_tokens WHERE token_hash = $1 AND consumer_key = $2",
+            "SELECT t.subsystem_id, t.agent, t.last_used FROM xr_gdx_tokens t \
+             JOIN xr_gdx_keys k ON k.consumer_key = t.consumer_key \
+             WHERE t.token_hash = $1 AND t.consumer_key = $2 AND k.revoked_at IS NULL",
         )
         .bind(&hash)
         .bind(consumer_key)

@@ -120,6 +120,34 @@ fn decode_segment(seg: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Decodes `%XX` escapes of unreserved characters and upper-cases the others.
+fn normalise_segment(seg: &str) -> String {
+    let bytes = seg.as_bytes();
+    let mut out = String::with_capacity(seg.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if let Some(v) = seg
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                    out.push(v as char);
+                } else {
+                    out.push_str(&format!("%{v:02X}"));
+                }
+                i += 3;
+                continue;
+            }
+        }
+        // Valid UTF-8 by construction (a &str); copy the char whole.
+        let ch = seg[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
 /// Parses what follows `/r1/`: `INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]`. Path segments
 /// that would climb (`.`, `..`, an encoded `/`) are refused: rights are checked on the path as
 /// given, so the provider must see the same one.
@@ -147,6 +175,9 @@ pub fn parse_target(rest: &str) -> Result<Target, GatewayError> {
             return Ok(Target::Meta { provider, which });
         }
     }
+    // Unreserved characters are decoded (RFC 3986 §6.2.2.2), so that `/persons/%65xport` is the
+    // `/persons/export` the provider will see, both for the rights check and when forwarded.
+    let mut normalised = String::with_capacity(path.len());
     for seg in path.split('/').skip(1) {
         let decoded = decode_segment(seg)
             .ok_or_else(|| GatewayError::bad_request("the path has a malformed %-escape"))?;
@@ -155,7 +186,10 @@ pub fn parse_target(rest: &str) -> Result<Target, GatewayError> {
                 "path segments `.`, `..` and encoded slashes are not allowed",
             ));
         }
+        normalised.push('/');
+        normalised.push_str(&normalise_segment(seg));
     }
+    let path = normalised;
     Ok(Target::Service {
         id: ServiceId { provider, code },
         path,
@@ -176,7 +210,10 @@ pub struct CallRecord {
     pub method: String,
     /// The matched endpoint template, e.g. `GET /persons/{id}`.
     pub endpoint: Option<String>,
-    pub path_sha256: String,
+    /// HMAC of the actual path and query under a platform secret: the same path gives the same
+    /// value (an auditor holding the platform's secret can check a claimed path), but a
+    /// national id in it cannot be recovered by guessing.
+    pub path_mac: String,
     pub user: Option<String>,
     pub issue: Option<String>,
     pub purpose: Option<String>,
@@ -278,6 +315,8 @@ struct Facts {
     data_subject: Option<String>,
     consent: Option<String>,
     purpose: Option<String>,
+    /// The data subject as the provider knows them; only in the signed assertion.
+    subject_id: Option<String>,
 }
 
 impl Gateway {
@@ -432,9 +471,17 @@ impl Gateway {
         } = inbound;
         let started = Instant::now();
         let started_at = now_rfc3339();
+        // A consumer's id is kept if it is short and carries no long digit run (no national id
+        // in the log); otherwise the exchange makes one.
         let x_road_id = p::last(&headers, p::ID)
             .filter(|v| v.len() <= 100 && v.chars().all(|c| c.is_ascii_graphic()))
+            .filter(|v| saphan_core::redact::redact(v) == *v)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id: String = request_id
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(100)
+            .collect();
         let mut facts = Facts::default();
         let path_and_query = match &query {
             Some(q) => format!("{path}?{q}"),
@@ -459,12 +506,18 @@ impl Gateway {
             service: service_id.to_string(),
             method: method.to_string(),
             endpoint: facts.endpoint.clone(),
-            path_sha256: crate::sha256_hex(&path_and_query),
+            path_mac: self
+                .inner
+                .directory
+                .mac("exchange-path", &path_and_query)
+                .await
+                .unwrap_or_default(),
             user: facts.user.clone(),
-            issue: p::last(&headers, p::ISSUE).map(|i| i.chars().take(200).collect()),
+            issue: p::last(&headers, p::ISSUE)
+                .map(|i| saphan_core::redact::redact(&i.chars().take(200).collect::<String>())),
             purpose: facts.purpose.clone(),
             represented_party: p::last(&headers, p::REPRESENTED_PARTY)
-                .map(|i| i.chars().take(200).collect()),
+                .map(|i| saphan_core::redact::redact(&i.chars().take(200).collect::<String>())),
             data_subject: facts.data_subject.clone(),
             consent: facts.consent.clone(),
             request_hash: None,
@@ -482,17 +535,35 @@ impl Gateway {
             Ok(ok) => ok,
             Err(error) => return self.refuse(base, error, started).await,
         };
-        self.forward(
-            base,
-            service,
-            caller,
-            method,
-            path_and_query,
-            headers,
-            body,
-            started,
-        )
-        .await
+        // Forwarding runs as its own task: a consumer that goes away mid-call cannot stop the
+        // call's record from being written (the provider may already have acted on it).
+        let gateway = self.clone();
+        let subject_id = facts.subject_id.clone();
+        let x_road_id = base.x_road_id.clone();
+        let task = tokio::spawn(async move {
+            gateway
+                .forward(
+                    base,
+                    service,
+                    caller,
+                    method,
+                    path_and_query,
+                    headers,
+                    body,
+                    started,
+                    subject_id,
+                )
+                .await
+        });
+        match task.await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "a forwarding task failed");
+                plain_error(&GatewayError::internal(format!(
+                    "the call {x_road_id} failed inside the exchange"
+                )))
+            }
+        }
     }
 
     async fn check(
@@ -531,6 +602,7 @@ impl Gateway {
                         "Saphan-Data-Subject must be a Thai national id, optionally TH-prefixed",
                     )
                 })?;
+                facts.subject_id = Some(format!("TH{}", nid.digits()));
                 Some(
                     consent::subject_pseudonym(&inner.directory, &format!("nid:{}", nid.digits()))
                         .await
@@ -569,10 +641,7 @@ impl Gateway {
             )));
         }
         let route = if path.is_empty() { "/" } else { path };
-        facts.endpoint = service
-            .endpoints
-            .iter()
-            .find(|e| e.matches(method.as_str(), route))
+        facts.endpoint = crate::openapi::most_specific(&service.endpoints, method.as_str(), route)
             .map(|e| format!("{} {}", e.method, e.path));
         let allowed = inner
             .registry
@@ -624,6 +693,7 @@ impl Gateway {
             let checked = inner
                 .registry
                 .check_consent(
+                    &inner.directory,
                     &consent_id,
                     &caller.subsystem.key(),
                     &service_id.key(),
@@ -661,6 +731,10 @@ impl Gateway {
                 ));
             }
             facts.data_subject = Some(valid.subject);
+            facts.subject_id = Some(valid.subject_id);
+            if facts.purpose.is_none() {
+                facts.purpose = Some(valid.purpose);
+            }
             facts.consent = Some(valid.id);
         }
         let bucket = format!("{} {}", caller.subsystem.key(), service_id.key());
@@ -674,15 +748,34 @@ impl Gateway {
     }
 
     async fn log(&self, record: &CallRecord) -> Result<(), GatewayError> {
-        self.inner.usage.add(record);
+        // Usage and metric labels only for calls that reached a known service from a known
+        // consumer: arbitrary ids from outside must not create series or rows.
+        let known = !record.consumer.is_empty()
+            && !matches!(
+                record.error.as_deref(),
+                Some(
+                    "Server.ServerProxy.UnknownService"
+                        | "Client.BadRequest"
+                        | "Server.ClientProxy.SslAuthenticationFailed"
+                        | "Server.ClientProxy.ClientMismatch"
+                )
+            );
+        let (consumer_label, service_label) = if known {
+            (record.consumer.clone(), record.service.clone())
+        } else {
+            ("unknown".to_string(), "unknown".to_string())
+        };
+        if known {
+            self.inner.usage.add(record);
+        }
         metrics::counter!(
             "saphan_exchange_calls_total",
-            "consumer" => record.consumer.clone(),
-            "service" => record.service.clone(),
+            "consumer" => consumer_label,
+            "service" => service_label.clone(),
             "status" => record.status.to_string(),
         )
         .increment(1);
-        metrics::histogram!("saphan_exchange_call_seconds", "service" => record.service.clone())
+        metrics::histogram!("saphan_exchange_call_seconds", "service" => service_label)
             .record(record.duration_ms as f64 / 1000.0);
         metrics::counter!("saphan_exchange_bytes_total", "direction" => "in")
             .increment(record.request_bytes);
@@ -696,7 +789,11 @@ impl Gateway {
         let subject = record
             .data_subject
             .clone()
-            .unwrap_or_else(|| format!("service:{}", record.service));
+            .unwrap_or_else(|| format!("service:{}", record.service))
+            .chars()
+            .take(500)
+            .collect::<String>();
+        let actor: String = actor.chars().take(500).collect();
         self.inner
             .registry
             .audit()
@@ -737,6 +834,7 @@ impl Gateway {
         headers: HeaderMap,
         body: BodyStream,
         started: Instant,
+        subject_id: Option<String>,
     ) -> Response<BodyStream> {
         let inner = &self.inner;
         let service_key = service.service_id.key();
@@ -805,7 +903,9 @@ impl Gateway {
             sub: caller.subsystem.to_string(),
             iat: now_unix(),
             exp: now_unix() + assertion::LIFETIME_SECS,
-            jti: record.x_road_id.clone(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            x_road_id: record.x_road_id.clone(),
+            data_subject_id: subject_id,
             user: record.user.clone(),
             data_subject: record.data_subject.clone(),
             purpose: record.purpose.clone(),
@@ -1238,6 +1338,15 @@ mod tests {
                 which: Meta::ListMethods
             }
         );
+        assert_eq!(
+            parse_target("TH/GOV/DOPA/CIVREG/person/persons/%65xport/a%2fb%20c").ok(),
+            None,
+            "encoded slashes stay refused"
+        );
+        match parse_target("TH/GOV/DOPA/CIVREG/person/persons/%65xport/a%20c").unwrap() {
+            Target::Service { path, .. } => assert_eq!(path, "/persons/export/a%20c"),
+            _ => panic!(),
+        }
         assert!(matches!(
             parse_target("TH/GOV/DOPA/CIVREG/person").unwrap(),
             Target::Service { path, .. } if path.is_empty()
@@ -1247,6 +1356,7 @@ mod tests {
             "TH/GOV/DOPA/CIVREG/person/../admin",
             "TH/GOV/DOPA/CIVREG/person/a/%2e%2e/b",
             "TH/GOV/DOPA/CIVREG/person/a%2Fb",
+            "TH/GOV/DOPA/CIVREG/person/%2E%2E/x",
             "TH/GOV/DO PA/CIVREG/person",
         ] {
             assert!(parse_target(bad).is_err(), "{bad}");

@@ -66,7 +66,9 @@ pub enum BreakerState {
 struct Circuit {
     failures: u32,
     opened_at: Option<Instant>,
-    probing: bool,
+    /// When the current probe was let through; a probe that never reported back (its call
+    /// ended early) expires after the cool-down, so the circuit cannot stay open for good.
+    probing: Option<Instant>,
 }
 
 /// Circuit breakers keyed by service.
@@ -90,10 +92,11 @@ impl Breakers {
         let Some(c) = circuits.get_mut(service) else {
             return BreakerState::Closed;
         };
+        let probe_free = c.probing.is_none_or(|p| p.elapsed() >= self.cooldown);
         match c.opened_at {
             None => BreakerState::Closed,
-            Some(at) if at.elapsed() >= self.cooldown && !c.probing => {
-                c.probing = true;
+            Some(at) if at.elapsed() >= self.cooldown && probe_free => {
+                c.probing = Some(Instant::now());
                 BreakerState::Probe
             }
             Some(_) => BreakerState::Open,
@@ -111,9 +114,9 @@ impl Breakers {
         let mut circuits = self.circuits.lock().unwrap_or_else(|e| e.into_inner());
         let c = circuits.entry(service.to_string()).or_default();
         c.failures += 1;
-        if c.probing || c.failures >= self.threshold {
+        if c.probing.is_some() || c.failures >= self.threshold {
             c.opened_at = Some(Instant::now());
-            c.probing = false;
+            c.probing = None;
         }
     }
 }
@@ -150,5 +153,12 @@ mod tests {
         assert_eq!(b.check("s"), BreakerState::Probe);
         b.success("s");
         assert_eq!(b.check("s"), BreakerState::Closed);
+        // A probe that never reports back does not keep the circuit open for good.
+        b.failure("s");
+        b.failure("s");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.check("s"), BreakerState::Probe);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.check("s"), BreakerState::Probe);
     }
 }

@@ -59,6 +59,30 @@ impl Endpoint {
     }
 }
 
+/// The endpoint a call is: among those matching, the most specific (most literal segments,
+/// then an exact method over `*`), so that `/persons/export` is never taken for `/persons/{id}`.
+pub fn most_specific<'a>(
+    endpoints: &'a [Endpoint],
+    method: &str,
+    path: &str,
+) -> Option<&'a Endpoint> {
+    endpoints
+        .iter()
+        .filter(|e| e.matches(method, path))
+        .max_by_key(|e| {
+            let literals = if e.path == "*" {
+                0
+            } else {
+                e.path
+                    .split('/')
+                    .filter(|seg| !(seg.starts_with('{') && seg.ends_with('}')))
+                    .count()
+                    + 1
+            };
+            (literals, e.method != "*")
+        })
+}
+
 fn shorten(s: &str) -> String {
     s.chars().take(60).collect()
 }
@@ -118,6 +142,19 @@ mod tests {
         assert!(endpoints("{}").is_err());
         assert!(endpoints("not json").is_err());
         assert!(endpoints(r#"{"openapi":"3.0.0","paths":{}}"#).is_err());
+    }
+
+    #[test]
+    fn the_most_specific_endpoint_wins() {
+        let eps = vec![
+            Endpoint::new("GET", "/persons/{id}").unwrap(),
+            Endpoint::new("GET", "/persons/export").unwrap(),
+            Endpoint::new("*", "*").unwrap(),
+        ];
+        let pick = |p: &str| most_specific(&eps, "GET", p).map(|e| e.path.clone());
+        assert_eq!(pick("/persons/export").as_deref(), Some("/persons/export"));
+        assert_eq!(pick("/persons/1").as_deref(), Some("/persons/{id}"));
+        assert_eq!(pick("/other").as_deref(), Some("*"));
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub const GDX_CONSUMER_KEY: &str = "consumer-key";
 pub const GDX_TOKEN: &str = "token";
 
 /// Headers that never cross the gateway: hop-by-hop (RFC 9110 §7.6.1), the ones X-Road strips,
-/// the caller's credentials, and the assertion (only the gateway writes it).
+/// credentials and cookies (the gateway shares the platform's origin), the assertion (only the
+/// gateway writes it) and the exchange's own headers.
 const STRIPPED: &[&str] = &[
     "connection",
     "keep-alive",
@@ -45,10 +46,19 @@ const STRIPPED: &[&str] = &[
     "user-agent",
     "server",
     "authorization",
+    "cookie",
+    "set-cookie",
     GDX_CONSUMER_KEY,
     GDX_TOKEN,
     ASSERTION,
     "content-length",
+    // Client names other than X-Road-Client (which the gateway sets) and the exchange's own
+    // response headers: a caller must not speak for the exchange.
+    IM_CLIENT,
+    GOVSTACK_CLIENT,
+    REQUEST_HASH,
+    REQUEST_ID,
+    ERROR,
 ];
 
 /// Whether a header passes through the gateway (either direction).

@@ -219,6 +219,8 @@ struct Cached<V> {
 #[derive(Clone)]
 pub(crate) struct ConsentEntry {
     pub subject: String,
+    /// Who gave it, as the provider knows people: `TH<national id>` or `<ISO3>:<passport>`.
+    pub subject_id: String,
     pub consumer: String,
     pub service: String,
     pub purpose: String,
@@ -259,6 +261,10 @@ impl GatewayCache {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         *self.groups.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.consents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -770,6 +776,14 @@ impl Registry {
         if !matches!(backend.scheme(), "http" | "https") || backend.host_str().is_none() {
             return Err(ExchangeError::invalid("backend_url must be an http(s) URL"));
         }
+        // An agency's administrator may not point the exchange at the platform's own network
+        // (loopback, private, link-local addresses): only the central administrator may.
+        if !subject.may(&Action::AdministerExchange, &Resource::Platform) && internal_host(&backend)
+        {
+            return Err(ExchangeError::Forbidden(
+                "a backend on a loopback, private or link-local address needs the central administrator".into(),
+            ));
+        }
         if backend.query().is_some() || backend.fragment().is_some() {
             return Err(ExchangeError::invalid(
                 "backend_url must not carry a query or fragment",
@@ -980,6 +994,10 @@ impl Registry {
             return Ok(hit);
         }
         let loaded = self.load_service(id).await?.map(Arc::new);
+        if loaded.is_none() {
+            // Unknown ids are not remembered: callers could fill the cache with them.
+            return Ok(None);
+        }
         self.cache
             .services
             .lock()
@@ -1314,11 +1332,7 @@ impl Registry {
         let mut out: Vec<Endpoint> = service
             .endpoints
             .iter()
-            .filter(|e| {
-                rights
-                    .iter()
-                    .any(|r| r.endpoint().matches(&e.method, &e.path) || covers(&r.endpoint(), e))
-            })
+            .filter(|e| rights.iter().any(|r| covers(&r.endpoint(), e)))
             .cloned()
             .collect();
         out.sort();
@@ -1355,14 +1369,13 @@ impl Registry {
         method: &str,
         path: &str,
     ) -> Result<bool, ExchangeError> {
-        let Some(endpoint) = service.endpoints.iter().find(|e| e.matches(method, path)) else {
+        // The right must cover the endpoint the call *is*; a right's template is never matched
+        // against the raw path (a right on /persons/{id} must not open /persons/export).
+        let Some(endpoint) = openapi::most_specific(&service.endpoints, method, path) else {
             return Ok(false);
         };
         let rights = self.valid_rights(consumer, &service.service_id).await?;
-        Ok(rights.iter().any(|r| {
-            let granted = r.endpoint();
-            granted.matches(method, path) || covers(&granted, endpoint)
-        }))
+        Ok(rights.iter().any(|r| covers(&r.endpoint(), endpoint)))
     }
 
     // ---- access requests ------------------------------------------------------------------
@@ -1548,6 +1561,30 @@ impl Registry {
         self.access_request(id)
             .await?
             .ok_or_else(|| ExchangeError::NotFound(id.to_string()))
+    }
+}
+
+/// Whether a URL names this machine or a private network by literal address or `localhost`.
+/// (Names resolving to such addresses are the deployment's egress firewall's to stop.)
+fn internal_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => true,
     }
 }
 

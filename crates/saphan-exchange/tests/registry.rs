@@ -106,7 +106,7 @@ fn person_service(backend: &str, consent: bool) -> ServiceSpec {
         openapi: Some(serde_json::json!({
             "openapi": "3.0.3",
             "info": {"title": "person", "version": "1"},
-            "paths": {"/persons/{id}": {"get": {}}, "/persons": {"post": {}}}
+            "paths": {"/persons/{id}": {"get": {}}, "/persons/export": {"get": {}}, "/persons": {"post": {}}}
         })),
         endpoints: vec![],
         classification: "confidential".into(),
@@ -148,9 +148,34 @@ async fn administration_is_authorised_and_audited() {
             )
             .await;
         assert!(matches!(other, Err(ExchangeError::Forbidden(_))));
+        // An agency may publish its own backends, but not point the exchange at the platform's
+        // network (loopback, private, link-local): that takes the central administrator.
+        for internal in [
+            "http://127.0.0.1:9/",
+            "http://localhost/",
+            "http://10.0.0.5/",
+            "http://169.254.169.254/",
+            "http://[::1]/",
+        ] {
+            assert!(
+                matches!(
+                    reg.put_service(&admin_of("dopa"), &civreg, &person_service(internal, false))
+                        .await,
+                    Err(ExchangeError::Forbidden(_))
+                ),
+                "{internal}"
+            );
+        }
+        reg.put_service(
+            &admin_of("dopa"),
+            &civreg,
+            &person_service("https://civreg.dopa.example/api", false),
+        )
+        .await
+        .unwrap();
         let service = reg
             .put_service(
-                &admin_of("dopa"),
+                &Subject::Operator,
                 &civreg,
                 &person_service("http://127.0.0.1:9/", false),
             )
@@ -159,6 +184,7 @@ async fn administration_is_authorised_and_audited() {
         assert_eq!(
             service.endpoints,
             vec![
+                Endpoint::new("GET", "/persons/export").unwrap(),
                 Endpoint::new("GET", "/persons/{id}").unwrap(),
                 Endpoint::new("POST", "/persons").unwrap()
             ]
@@ -166,13 +192,13 @@ async fn administration_is_authorised_and_audited() {
         // Bad input is refused with a message naming the field.
         let mut bad = person_service("ftp://x/", false);
         assert!(matches!(
-            reg.put_service(&admin_of("dopa"), &civreg, &bad).await,
+            reg.put_service(&Subject::Operator, &civreg, &bad).await,
             Err(ExchangeError::Invalid(m)) if m.contains("backend_url")
         ));
         bad = person_service("http://x/", true);
         bad.personal_data = false;
         assert!(reg
-            .put_service(&admin_of("dopa"), &civreg, &bad)
+            .put_service(&Subject::Operator, &civreg, &bad)
             .await
             .is_err());
         let actions: Vec<String> = saphan_audit::read_records(&db, 0, 1000)
@@ -206,7 +232,7 @@ async fn rights_by_endpoint_group_time_and_requests() {
         let dbd = reg.parse_subsystem("TH/GOV/DBD/REGISTRY").unwrap();
         let rd = reg.parse_subsystem("TH/GOV/RD/TAX").unwrap();
         reg.put_service(
-            &admin_of("dopa"),
+            &Subject::Operator,
             &civreg,
             &person_service("http://127.0.0.1:9/", false),
         )
@@ -296,6 +322,12 @@ async fn rights_by_endpoint_group_time_and_requests() {
         assert!(
             !reg.may_call(&dbd, &service, "GET", "/admin").await.unwrap(),
             "not an endpoint"
+        );
+        assert!(
+            !reg.may_call(&dbd, &service, "GET", "/persons/export")
+                .await
+                .unwrap(),
+            "a right on /persons/{{id}} does not open the literal /persons/export"
         );
         // Revocation takes effect at once on this node.
         reg.revoke_right(&admin_of("dopa"), approved.right_id.as_deref().unwrap())
@@ -406,7 +438,7 @@ async fn consents_are_scoped_revocable_and_pseudonymous() {
         let reg = &w.registry;
         let civreg = reg.parse_subsystem("GOV/DOPA/CIVREG").unwrap();
         reg.put_service(
-            &admin_of("dopa"),
+            &Subject::Operator,
             &civreg,
             &person_service("http://127.0.0.1:9/", true),
         )
@@ -438,6 +470,7 @@ async fn consents_are_scoped_revocable_and_pseudonymous() {
             .unwrap();
         let ok = reg
             .check_consent(
+                &w.directory,
                 &consent.id,
                 "GOV/DBD/REGISTRY",
                 "GOV/DOPA/CIVREG/person",
@@ -449,17 +482,29 @@ async fn consents_are_scoped_revocable_and_pseudonymous() {
         assert!(ok.subject.starts_with("ds:"));
         assert!(!ok.subject.contains("1101700000001"));
         assert_eq!(
-            reg.check_consent(&consent.id, "GOV/RD/TAX", "GOV/DOPA/CIVREG/person", None)
-                .await
-                .unwrap()
-                .unwrap_err(),
+            reg.check_consent(
+                &w.directory,
+                &consent.id,
+                "GOV/RD/TAX",
+                "GOV/DOPA/CIVREG/person",
+                None
+            )
+            .await
+            .unwrap()
+            .unwrap_err(),
             ConsentRefusal::OtherScope
         );
         assert_eq!(
-            reg.check_consent("nope", "GOV/DBD/REGISTRY", "GOV/DOPA/CIVREG/person", None)
-                .await
-                .unwrap()
-                .unwrap_err(),
+            reg.check_consent(
+                &w.directory,
+                "nope",
+                "GOV/DBD/REGISTRY",
+                "GOV/DOPA/CIVREG/person",
+                None
+            )
+            .await
+            .unwrap()
+            .unwrap_err(),
             ConsentRefusal::Unknown
         );
         let someone_else = citizen(&w, "3100117581929").await;
@@ -472,6 +517,7 @@ async fn consents_are_scoped_revocable_and_pseudonymous() {
         reg.revoke_consent(&person, &consent.id).await.unwrap();
         assert_eq!(
             reg.check_consent(
+                &w.directory,
                 &consent.id,
                 "GOV/DBD/REGISTRY",
                 "GOV/DOPA/CIVREG/person",
@@ -531,7 +577,7 @@ async fn calls_are_forwarded_logged_and_provable() {
         let reg = &w.registry;
         let civreg = reg.parse_subsystem("GOV/DOPA/CIVREG").unwrap();
         reg.put_service(
-            &admin_of("dopa"),
+            &Subject::Operator,
             &civreg,
             &person_service(&backend().await, false),
         )

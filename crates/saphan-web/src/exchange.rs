@@ -361,7 +361,7 @@ async fn gdx_validate(
 }
 
 /// OAuth 2 client credentials for subsystems (RFC 6749 §4.4) with `private_key_jwt`.
-#[utoipa::path(post, path = "/api/v1/exchange/token", tag = "exchange",
+#[utoipa::path(post, path = "/api/v1/exchange/token", tag = "exchange", operation_id = "exchange_token",
     request_body(content = Object, content_type = "application/x-www-form-urlencoded",
         description = "grant_type=client_credentials, client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer, client_assertion (iss = sub = the subsystem id, aud = this endpoint)"),
     responses(

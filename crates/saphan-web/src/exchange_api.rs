@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -45,6 +45,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{sub}/keys"), put(subsystem_keys))
         .route(&format!("{sub}/certificates"), post(issue_certificate))
         .route(&format!("{sub}/gdx-keys"), post(gdx_key))
+        .route(
+            "/api/v1/exchange/gdx-keys/{consumer_key}/revoke",
+            post(revoke_gdx_key),
+        )
         .route(&format!("{sub}/services"), post(publish_service))
         .route(
             "/api/v1/exchange/certificates/{fingerprint}/revoke",
@@ -143,6 +147,25 @@ async fn admin_page(
             requests => minijinja::Value::from_serialize(&requests),
         },
     ))
+}
+
+/// Reading the registry is for exchange administrators (of the platform, or of some agency).
+/// Returns whether the reader is platform-level (sees providers' backend URLs).
+async fn reader(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiProblem> {
+    let subject = caller(state, headers).await?;
+    if subject.may(&Action::AdministerExchange, &Resource::Platform) {
+        return Ok(true);
+    }
+    let exchange_admin = matches!(&subject, saphan_identity::Subject::Person { roles, .. }
+        if roles.iter().any(|r| r.role == saphan_identity::Role::ExchangeAdmin));
+    if exchange_admin {
+        Ok(false)
+    } else {
+        Err(ExchangeError::Forbidden(
+            "reading the exchange's registry needs an exchange-admin role".into(),
+        )
+        .into())
+    }
 }
 
 fn created(value: impl serde::Serialize) -> Response {
@@ -328,6 +351,20 @@ pub(crate) async fn gdx_key(
     ))
 }
 
+pub(crate) async fn revoke_gdx_key(
+    State(state): State<AppState>,
+    Path(consumer_key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiProblem> {
+    let subject = caller(&state, &headers).await?;
+    state
+        .exchange
+        .credentials()
+        .revoke_gdx_key(&subject, &consumer_key)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub(crate) async fn revoke_certificate(
     State(state): State<AppState>,
     Path(fingerprint): Path<String>,
@@ -392,7 +429,7 @@ pub(crate) async fn rights(
     Path(path): Path<ServicePath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    caller(&state, &headers).await?;
+    reader(&state, &headers).await?;
     let id = service_id(&state, &path)?;
     Ok(Json(state.exchange.registry().rights(&id).await?).into_response())
 }
@@ -505,7 +542,7 @@ pub(crate) async fn access_requests(
     headers: HeaderMap,
     Query(q): Query<StatusFilter>,
 ) -> Result<Response, ApiProblem> {
-    caller(&state, &headers).await?;
+    reader(&state, &headers).await?;
     Ok(Json(
         state
             .exchange
@@ -630,49 +667,40 @@ fn person_required() -> ApiProblem {
         Problem::new(
             ProblemKind::Unauthorized,
             "authentication-required",
-            Text::new("ต้องเข้าสู่ระบบด้วยดิจิทัลไอดีก่อน", "Sign in with your digital ID first"),
+            Text::new(
+                "ต้องเข้าสู่ระบบด้วยดิจิทัลไอดีก่อน",
+                "Sign in with your digital ID first",
+            ),
         )
         .with_detail(Text::new(
-            "ส่ง access token ที่ได้จากการเข้าสู่ระบบ (Bearer) หรือใช้เซสชันของเบราว์เซอร์พร้อม X-CSRF-Token",
-            "Send an access token from a digital-ID sign-in (Bearer), or use the browser session with X-CSRF-Token",
+            "ใช้เซสชันของเบราว์เซอร์ที่เข้าสู่ระบบแล้ว (คำขอที่เปลี่ยนข้อมูลต้องมี X-CSRF-Token)",
+            "Use your signed-in browser session (changes also need X-CSRF-Token)",
         )),
     )
 }
 
-/// The person calling: an OpenID access token, or the browser session (writes also need the
-/// CSRF token in `X-CSRF-Token`).
+/// The person calling: their browser session with the digital ID (writes also need the CSRF
+/// token in `X-CSRF-Token`). OpenID access tokens are not accepted here: a token held by a
+/// relying party (possibly the consumer agency itself) must not let it consent for the person.
 async fn person(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Identity, ApiProblem> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let identity_id = match bearer {
-        Some(token) => state
-            .oidc
-            .access_token_identity(token.trim())
-            .await
-            .map_err(crate::oidc::server_problem)?,
-        None => {
-            let session = crate::oidc::current_session(state, headers).await?;
-            if session.is_some() && method != Method::GET {
-                let presented = headers
-                    .get("x-csrf-token")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                if !crate::cookies::csrf_ok(headers, presented) {
-                    return Err(ApiProblem::status(403).with_detail(Text::new(
-                        "ต้องส่ง X-CSRF-Token ที่ตรงกับคุกกี้",
-                        "X-CSRF-Token must match the CSRF cookie",
-                    )));
-                }
-            }
-            session.map(|s| s.identity_id)
+    let session = crate::oidc::current_session(state, headers).await?;
+    if session.is_some() && method != Method::GET {
+        let presented = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !crate::cookies::csrf_ok(headers, presented) {
+            return Err(ApiProblem::status(403).with_detail(Text::new(
+                "ต้องส่ง X-CSRF-Token ที่ตรงกับคุกกี้",
+                "X-CSRF-Token must match the CSRF cookie",
+            )));
         }
-    };
+    }
+    let identity_id = session.map(|s| s.identity_id);
     let identity_id = identity_id.ok_or_else(person_required)?;
     state
         .directory
@@ -683,8 +711,7 @@ async fn person(
 
 #[utoipa::path(get, path = "/api/v1/me/consents", tag = "exchange",
     responses((status = 200, description = "The consents you gave", body = Object),
-        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
 pub(crate) async fn my_consents(
     State(state): State<AppState>,
     method: Method,
@@ -697,8 +724,7 @@ pub(crate) async fn my_consents(
 #[utoipa::path(post, path = "/api/v1/me/consents", tag = "exchange",
     request_body(content = Object, content_type = "application/json", description = "consumer, service, purpose, valid_until (unix seconds, at most a year ahead)"),
     responses((status = 201, description = "The consent; its id goes into Saphan-Consent", body = Object),
-        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
 pub(crate) async fn give_consent(
     State(state): State<AppState>,
     method: Method,
@@ -719,8 +745,7 @@ pub(crate) async fn give_consent(
 #[utoipa::path(delete, path = "/api/v1/me/consents/{id}", tag = "exchange",
     params(("id" = String, Path)),
     responses((status = 204, description = "Revoked: calls relying on it fail from now on"),
-        (status = 404, description = "No such consent of yours", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+        (status = 404, description = "No such consent of yours", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
 pub(crate) async fn revoke_consent(
     State(state): State<AppState>,
     method: Method,
@@ -742,8 +767,7 @@ pub(crate) struct AccessQuery {
 #[utoipa::path(get, path = "/api/v1/me/data-access", tag = "exchange",
     params(("before" = Option<u64>, Query), ("limit" = Option<u32>, Query)),
     responses((status = 200, description = "Accesses to your data, newest first", body = Object),
-        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
 pub(crate) async fn data_access(
     State(state): State<AppState>,
     method: Method,

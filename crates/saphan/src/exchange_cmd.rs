@@ -62,6 +62,12 @@ pub async fn run(config: &Config, command: ExchangeCommand) -> Result<ExitCode> 
         let evidence: Evidence = serde_json::from_str(&text)
             .with_context(|| format!("{} is not exchange evidence", file.display()))?;
         let trusted = keys.as_ref().map(crate::audit_cmd::read_keys).transpose()?;
+        if trusted.is_none() {
+            eprintln!(
+                "warning: checking against the public keys inside the evidence itself; pass --keys \
+                 with keys obtained independently (saphan keys export-public) to trust the result"
+            );
+        }
         return Ok(match evidence.verify(trusted.as_ref()) {
             Ok(()) => {
                 println!(
