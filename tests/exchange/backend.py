@@ -11,6 +11,7 @@ Modes, chosen by the first path segment (anything else is `echo`):
   /hang?secs=N         sleeps N seconds, then answers like echo
   /download?mb=N       streams N MiB of the deterministic pattern (see `pattern_block`)
   /upload              reads the body in chunks, answers {sha256, length}
+  /cookie              echo, plus `Set-Cookie: backend_session=secret` and `X-Visible: 1`
   /hop                 echo, plus `Connection: X-Secret-Hop`, `X-Secret-Hop: 1`, `Keep-Alive`, `X-Visible: 1`
   /notfound            404 {"error": "no such record"} (the provider's own error)
 
@@ -160,6 +161,8 @@ class Handler(BaseHTTPRequestHandler):
                     ("X-Visible", "1"),
                 )
             )
+        elif first == "cookie":
+            self._echo(extra=(("Set-Cookie", "backend_session=secret; Path=/"), ("X-Visible", "1")))
         elif first == "notfound":
             self._drain()
             self._json(404, {"error": "no such record"})

@@ -51,7 +51,11 @@ def test_valid_consent_allows_call(world, cfg, consumer, consent_service, consen
     assert claims.get("consent") == consent["id"], claims
     assert claims.get("purpose") == PURPOSES[0], claims
     assert claims.get("data_subject"), f"no data_subject claim on a consent call: {claims}"
-    assert citizen.nid not in str(claims), f"the national id is in clear in the assertion: {claims}"
+    # The provider learns whose consent it is (so it answers only about that person), and only
+    # through this claim; everything else carries pseudonyms.
+    assert claims.get("data_subject_id") == "TH" + citizen.nid, claims
+    others = {k: v for k, v in claims.items() if k != "data_subject_id"}
+    assert citizen.nid not in str(others), f"the national id is in clear in the assertion: {claims}"
 
 
 def test_valid_consent_without_declared_subject(consumer, consent_service, consent):

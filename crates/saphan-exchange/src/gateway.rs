@@ -475,7 +475,7 @@ impl Gateway {
         // in the log); otherwise the exchange makes one.
         let x_road_id = p::last(&headers, p::ID)
             .filter(|v| v.len() <= 100 && v.chars().all(|c| c.is_ascii_graphic()))
-            .filter(|v| saphan_core::redact::redact(v) == *v)
+            .filter(|v| uuid::Uuid::parse_str(v).is_ok() || !holds_national_id(v))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let request_id: String = request_id
             .chars()
@@ -1073,6 +1073,19 @@ impl Gateway {
     }
 }
 
+/// Whether text holds 13 digits in a row once dashes and spaces are taken out (a national id,
+/// however written).
+fn holds_national_id(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.chars().filter(|c| *c != '-' && *c != ' ') {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 13 {
+            return true;
+        }
+    }
+    false
+}
+
 fn hash_b64(digest: &[u8; 64]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(digest)
@@ -1361,6 +1374,14 @@ mod tests {
         ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn national_ids_are_spotted_however_written() {
+        assert!(holds_national_id("case-1101700000001"));
+        assert!(holds_national_id("1-1017-00000-00-1"));
+        assert!(!holds_national_id("echo-0d50b8a7742945d4d18c"));
+        assert!(!holds_national_id("123456789012"));
     }
 
     #[tokio::test]
