@@ -220,12 +220,20 @@ def hey(url, headers, rate):
     return p50, p99, float(done.group(1)) if done else 0.0
 
 
+def fresh_postgres(server):
+    """A new database on `server` (a postgres:// URL), for one run; returns its URL and name."""
+    name = f"saphan_test_bench_{uuid.uuid4().hex[:10]}"
+    subprocess.run(["psql", server, "-qAtc", f"CREATE DATABASE {name}"], check=True)
+    return server.rsplit("/", 1)[0] + "/" + name, name
+
+
 def run(binary, database_url, label):
     tmp = tempfile.mkdtemp(prefix="saphan-bench-")
     backend_port, proxy_port, saphan_port = free_port(), free_port(), free_port()
-    nginx = start_nginx(tmp, backend_port, proxy_port)
-    saphan, base, data = start_saphan(binary, tmp, saphan_port, database_url)
+    nginx = saphan = None
     try:
+        nginx = start_nginx(tmp, backend_port, proxy_port)
+        saphan, base, data = start_saphan(binary, tmp, saphan_port, database_url)
         url_c, headers_c, admin = setup(base, data, backend_port)
         url_a = f"http://127.0.0.1:{backend_port}/data/1"
         url_b = f"http://127.0.0.1:{proxy_port}/data/1"
@@ -262,25 +270,32 @@ added median latency (c)-(a) at half of (c)'s peak ({achieved:.0f} req/s achieve
 calls recorded in the message log during the run: {logged}""")
         return ratio >= 0.8 and added <= 1.0
     finally:
-        saphan.terminate()
-        try:
-            saphan.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            saphan.kill()
-        nginx.terminate()
-        nginx.wait(timeout=10)
+        if saphan is not None:
+            saphan.terminate()
+            try:
+                saphan.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                saphan.kill()
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bin", default="target/release/saphan")
-    parser.add_argument("--postgres", help="also run on this PostgreSQL database URL (fresh database)")
+    parser.add_argument("--postgres", help="also run on PostgreSQL: a server URL such as "
+                        "postgres://postgres@127.0.0.1:5432/test (a fresh database is made and dropped)")
     args = parser.parse_args()
     ensure_tools()
     ok = run(args.bin, None, "SQLite")
     if args.postgres:
-        ok = run(args.bin, args.postgres, "PostgreSQL") and ok
+        url, name = fresh_postgres(args.postgres)
+        try:
+            ok = run(args.bin, url, "PostgreSQL") and ok
+        finally:
+            subprocess.run(["psql", args.postgres, "-qAtc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
     # The targets are reported, not enforced: these machines are shared and noisy.
     print("\nbench: targets met" if ok else "\nbench: a target was missed (see above)")
 

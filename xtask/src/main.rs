@@ -389,7 +389,12 @@ fn bench() -> Result<bool> {
                 .current_dir(&root)
                 .arg("bench/exchange.py")
                 .arg("--bin")
-                .arg(target.join("release").join("saphan")),
+                .arg(target.join("release").join("saphan"))
+                .arg("--postgres")
+                .arg(
+                    std::env::var("SAPHAN_BENCH_POSTGRES_URL")
+                        .unwrap_or_else(|_| DEFAULT_POSTGRES.into()),
+                ),
         )?;
     } else {
         ok = false;
