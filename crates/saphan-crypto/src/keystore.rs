@@ -303,6 +303,27 @@ impl KeyStore {
         }
     }
 
+    /// A 32-byte key for encrypting data the platform stores under `label` (e.g. exchange
+    /// bodies), derived by HMAC-SHA-256 from the active ES256 signing key, with that key's kid:
+    /// the data key exists only in memory, and after a rotation the retired key (kept in the
+    /// store) derives it again for old data.
+    pub fn data_key(&self, label: &str) -> Result<(String, Zeroizing<[u8; 32]>), CryptoError> {
+        let key = self.active(KeyPurpose::Signing, KeyAlg::ES256)?;
+        Ok((key.public.kid.clone(), derive_data_key(key, label)?))
+    }
+
+    /// The data key `data_key` gave under `kid`.
+    pub fn data_key_for(&self, kid: &str, label: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.public.kid == kid && k.public.purpose == KeyPurpose::Signing)
+            .ok_or_else(|| {
+                CryptoError::NoActiveKey(format!("no signing key {kid} for a data key"))
+            })?;
+        derive_data_key(key, label)
+    }
+
     /// Retires the active keys of every purpose and creates a new generation. Old public keys
     /// stay for verification.
     pub fn rotate(&mut self) -> Result<Vec<PublicKeyInfo>, CryptoError> {
@@ -476,6 +497,66 @@ impl LoadedKey {
             }
         }
     }
+}
+
+fn derive_data_key(key: &LoadedKey, label: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    use hmac::{Hmac, Mac};
+    let SecretKey::P256(secret) = &key.secret else {
+        return Err(CryptoError::NoActiveKey(
+            "data keys derive from ES256 keys".into(),
+        ));
+    };
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&secret.to_bytes()).expect("any key length");
+    mac.update(b"saphan-data-key-1\0");
+    mac.update(label.as_bytes());
+    Ok(Zeroizing::new(mac.finalize().into_bytes().into()))
+}
+
+/// Encrypts `plaintext` for storage (ChaCha20-Poly1305, random nonce, `aad` bound in):
+/// returns the nonce and the ciphertext, base64url.
+pub fn encrypt_data(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> (String, String) {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use rand::RngCore;
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ciphertext = cipher
+        .encrypt(
+            (&nonce).into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("encryption of in-memory data cannot fail");
+    (b64url(&nonce), b64url(&ciphertext))
+}
+
+/// Reverses [`encrypt_data`]; fails when the data, nonce, key or `aad` differ.
+pub fn decrypt_data(
+    key: &[u8; 32],
+    aad: &[u8],
+    nonce: &str,
+    ciphertext: &str,
+) -> Result<Vec<u8>, CryptoError> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    let bad =
+        || CryptoError::Malformed("stored data does not decrypt (altered, or another key)".into());
+    let nonce: [u8; 12] = b64url_decode(nonce)
+        .ok()
+        .and_then(|n| n.try_into().ok())
+        .ok_or_else(bad)?;
+    let ciphertext = b64url_decode(ciphertext).map_err(|_| bad())?;
+    ChaCha20Poly1305::new(key.into())
+        .decrypt(
+            (&nonce).into(),
+            Payload {
+                msg: &ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| bad())
 }
 
 mod b64_array {

@@ -15,7 +15,7 @@ mod timestamp;
 pub use ca::{CertificateKind, CertificateRequest, IssuedCertificate};
 pub use jwk::ExternalKey;
 pub use keys::{KeyAlg, KeyPurpose, KeyStatus, PublicKeyInfo, PublicKeySet, Signature};
-pub use keystore::{KeyStore, Passphrase};
+pub use keystore::{decrypt_data, encrypt_data, KeyStore, Passphrase};
 pub use timestamp::TimeStampToken;
 
 use saphan_core::{Problem, ProblemKind, Text};

@@ -37,6 +37,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A body in either direction.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
+const BODY_KEY_LABEL: &str = "exchange-bodies";
+
 /// The audit action of every call record.
 pub const CALL_ACTION: &str = "exchange.call";
 
@@ -222,6 +224,9 @@ pub struct CallRecord {
     pub consent: Option<String>,
     pub request_hash: Option<String>,
     pub response_hash: Option<String>,
+    /// Ids of the encrypted bodies kept for services that ask (`log_bodies`).
+    pub request_body_id: Option<String>,
+    pub response_body_id: Option<String>,
     pub status: u16,
     pub error: Option<String>,
     pub request_bytes: u64,
@@ -522,6 +527,8 @@ impl Gateway {
             consent: facts.consent.clone(),
             request_hash: None,
             response_hash: None,
+            request_body_id: None,
+            response_body_id: None,
             status: 0,
             error: None,
             request_bytes: 0,
@@ -806,6 +813,51 @@ impl Gateway {
             })
     }
 
+    /// Stores a body encrypted (ChaCha20-Poly1305 under a data key derived from the platform's
+    /// signing key, bound to its id); returns the id the call record names.
+    async fn keep_body(&self, body: &[u8]) -> Result<String, GatewayError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (kid, key) = self
+            .inner
+            .keys
+            .data_key(BODY_KEY_LABEL)
+            .map_err(|e| GatewayError::internal(e.to_string()))?;
+        let (nonce, ciphertext) = saphan_crypto::encrypt_data(&key, id.as_bytes(), body);
+        saphan_store::sqlx::query(
+            "INSERT INTO xr_bodies (id, kid, nonce, ciphertext, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&kid)
+        .bind(&nonce)
+        .bind(&ciphertext)
+        .bind(now_rfc3339())
+        .execute(self.inner.registry.db().pool())
+        .await
+        .map_err(|e| GatewayError::internal(format!("keeping a body: {e}")))?;
+        Ok(id)
+    }
+
+    /// A kept body, decrypted (for the operator and auditors; the CLI's `exchange body`).
+    pub async fn read_body(&self, id: &str) -> Result<Option<Vec<u8>>, crate::ExchangeError> {
+        use saphan_store::sqlx::Row;
+        let row =
+            saphan_store::sqlx::query("SELECT kid, nonce, ciphertext FROM xr_bodies WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.inner.registry.db().pool())
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key = self
+            .inner
+            .keys
+            .data_key_for(&row.get::<String, _>(0), BODY_KEY_LABEL)?;
+        Ok(Some(saphan_crypto::decrypt_data(
+            &key,
+            id.as_bytes(),
+            &row.get::<String, _>(1),
+            &row.get::<String, _>(2),
+        )?))
+    }
+
     async fn refuse(
         &self,
         mut record: CallRecord,
@@ -889,6 +941,12 @@ impl Gateway {
                     let digest: [u8; 64] = Sha512::digest(&bytes).into();
                     record.request_bytes = bytes.len() as u64;
                     record.request_hash = Some(p::message_hash(&headers_digest, &digest));
+                    if service.log_bodies && !bytes.is_empty() {
+                        match self.keep_body(&bytes).await {
+                            Ok(id) => record.request_body_id = Some(id),
+                            Err(e) => return self.refuse(record, e, started).await,
+                        }
+                    }
                     (reqwest::Body::from(bytes), None)
                 }
                 Ok(Prefetched::Stream(stream)) => {
@@ -1023,6 +1081,12 @@ impl Gateway {
                 let digest: [u8; 64] = Sha512::digest(&bytes).into();
                 record.response_bytes = bytes.len() as u64;
                 record.response_hash = Some(hash_b64(&digest));
+                if service.log_bodies && !bytes.is_empty() {
+                    match self.keep_body(&bytes).await {
+                        Ok(id) => record.response_body_id = Some(id),
+                        Err(e) => return error_response(&e, &record.x_road_id.clone(), &record),
+                    }
+                }
                 record.duration_ms = started.elapsed().as_millis() as u64;
                 if let Err(e) = self.log(&record).await {
                     return error_response(&e, &record.x_road_id.clone(), &record);

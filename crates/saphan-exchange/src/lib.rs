@@ -8,7 +8,7 @@
 //!
 //! It is plain Rust over the database, the key store, the audit log and the directory; the web
 //! layer translates HTTP into calls here. It must never forward a call it has not authorised,
-//! never follow a provider's redirect, never keep a body in clear, and never write a national
+//! never follow a provider's redirect, never keep a body in clear (only encrypted, for services that ask), and never write a national
 //! id into a log or the audit trail (data subjects appear as keyed pseudonyms).
 
 pub mod assertion;
@@ -89,8 +89,16 @@ CREATE TABLE xr_services (
     rate_limit_per_min BIGINT NOT NULL,
     timeout_secs BIGINT NOT NULL,
     status TEXT NOT NULL,
+    log_bodies BIGINT NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     created_by TEXT NOT NULL
+);
+CREATE TABLE xr_bodies (
+    id TEXT PRIMARY KEY,
+    kid TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    ciphertext TEXT NOT NULL,
+    created_at TEXT NOT NULL
 );
 CREATE TABLE xr_endpoints (
     service_id TEXT NOT NULL,

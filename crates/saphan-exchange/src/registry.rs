@@ -88,6 +88,10 @@ pub struct ServiceSpec {
     /// Seconds the provider has to answer; 0 = the platform default.
     #[serde(default)]
     pub timeout_secs: u32,
+    /// Keep request and response bodies (those read whole, up to `buffer_body_bytes`) with the
+    /// message log, encrypted under a key derived from the platform's signing key.
+    #[serde(default)]
+    pub log_bodies: bool,
 }
 
 fn default_classification() -> String {
@@ -108,6 +112,7 @@ pub struct Service {
     pub rate_limit_per_min: u32,
     pub timeout_secs: u32,
     pub status: String,
+    pub log_bodies: bool,
     pub endpoints: Vec<Endpoint>,
     pub has_openapi: bool,
     pub created_at: String,
@@ -299,7 +304,7 @@ fn required(field: &str, value: &str, max: usize) -> Result<String, ExchangeErro
 
 const SERVICE_COLUMNS: &str = "id, subsystem_id, code, title_th, title_en, backend_url, \
     classification, personal_data, consent_required, purposes, rate_limit_per_min, timeout_secs, \
-    status, created_at, CAST(CASE WHEN openapi IS NULL THEN 0 ELSE 1 END AS BIGINT)";
+    status, created_at, CAST(CASE WHEN openapi IS NULL THEN 0 ELSE 1 END AS BIGINT), log_bodies";
 
 const RIGHT_COLUMNS: &str = "id, service_id, grantee, method, path, legal_basis, valid_from, \
     valid_until, granted_by, granted_at, revoked_at";
@@ -837,7 +842,7 @@ impl Registry {
             sqlx::query(
                 "UPDATE xr_services SET title_th = $1, title_en = $2, backend_url = $3, openapi = $4, \
                  classification = $5, personal_data = $6, consent_required = $7, purposes = $8, \
-                 rate_limit_per_min = $9, timeout_secs = $10 WHERE id = $11",
+                 rate_limit_per_min = $9, timeout_secs = $10, log_bodies = $12 WHERE id = $11",
             )
             .bind(&title_th)
             .bind(&title_en)
@@ -850,6 +855,7 @@ impl Registry {
             .bind(i64::from(spec.rate_limit_per_min))
             .bind(i64::from(spec.timeout_secs))
             .bind(&key)
+            .bind(i64::from(spec.log_bodies))
             .execute(&mut *tx)
             .await?;
             sqlx::query("DELETE FROM xr_endpoints WHERE service_id = $1")
@@ -860,8 +866,8 @@ impl Registry {
             sqlx::query(
                 "INSERT INTO xr_services (id, subsystem_id, code, title_th, title_en, backend_url, \
                  openapi, classification, personal_data, consent_required, purposes, \
-                 rate_limit_per_min, timeout_secs, status, created_at, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', $14, $15)",
+                 rate_limit_per_min, timeout_secs, status, created_at, created_by, log_bodies) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', $14, $15, $16)",
             )
             .bind(&key)
             .bind(provider.key())
@@ -878,6 +884,7 @@ impl Registry {
             .bind(i64::from(spec.timeout_secs))
             .bind(&now)
             .bind(subject.actor())
+            .bind(i64::from(spec.log_bodies))
             .execute(&mut *tx)
             .await?;
         }
@@ -977,6 +984,7 @@ impl Registry {
             status: r.get(12),
             created_at: r.get(13),
             has_openapi: r.get::<i64, _>(14) != 0,
+            log_bodies: r.get::<i64, _>(15) != 0,
             endpoints,
         }
     }

@@ -115,6 +115,7 @@ fn person_service(backend: &str, consent: bool) -> ServiceSpec {
         purposes: vec!["business-registration".into()],
         rate_limit_per_min: 0,
         timeout_secs: 2,
+        log_bodies: false,
     }
 }
 
@@ -673,6 +674,72 @@ async fn calls_are_forwarded_logged_and_provable() {
         wrong.insert("x-road-client", "TH/GOV/RD/TAX".parse().unwrap());
         assert_eq!(call(wrong, "/persons/1").await.status(), 403);
 
+        // A service that asks for it keeps bodies, encrypted; they decrypt to what passed.
+        let mut keeping = person_service(&backend().await, false);
+        keeping.code = "person-kept".into();
+        keeping.log_bodies = true;
+        reg.put_service(&Subject::Operator, &civreg, &keeping)
+            .await
+            .unwrap();
+        let kept_id = reg.parse_service("TH/GOV/DOPA/CIVREG/person-kept").unwrap();
+        reg.grant_right(
+            &admin_of("dopa"),
+            &kept_id,
+            &NewRight {
+                grantee: "GOV/DBD/REGISTRY".into(),
+                method: "*".into(),
+                path: "*".into(),
+                legal_basis: "s.13".into(),
+                valid_until: None,
+            },
+        )
+        .await
+        .unwrap();
+        let kept = gateway
+            .call(saphan_exchange::gateway::Inbound {
+                method: http::Method::GET,
+                service: kept_id.clone(),
+                path: "/persons/7".into(),
+                query: None,
+                headers: headers(Some("business-registration")),
+                body: empty(),
+                presented: Presented::Certificate(der.clone()),
+                request_id: "req-2".into(),
+            })
+            .await;
+        assert_eq!(kept.status(), 200);
+        let logged = saphan_exchange::log::search(
+            &gateway,
+            &w.directory,
+            &saphan_exchange::log::LogSearch {
+                service: Some(kept_id.to_string()),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let body_id = logged[0].call["response_body_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let clear = gateway.read_body(&body_id).await.unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8(clear).unwrap(),
+            r#"{"ok":true,"path":"/base/persons/7"}"#
+        );
+        let stored: String =
+            saphan_store::sqlx::query_scalar("SELECT ciphertext FROM xr_bodies WHERE id = $1")
+                .bind(&body_id)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert!(!stored.contains("persons"), "bodies are stored encrypted");
+        assert!(
+            logged[0].call["request_body_id"].is_null(),
+            "an empty body is not kept"
+        );
+
         // The log: both calls for this data subject, with no national id in clear.
         let found = saphan_exchange::log::search(
             &gateway,
@@ -687,8 +754,8 @@ async fn calls_are_forwarded_logged_and_provable() {
         .unwrap();
         assert_eq!(
             found.len(),
-            2,
-            "the refusal and the call, not the impostor: {found:?}"
+            3,
+            "the refusal and the two calls, not the impostor: {found:?}"
         );
         assert!(found.iter().all(|e| e.detail_intact));
         assert!(!serde_json::to_string(&found)

@@ -382,7 +382,7 @@ pub(crate) async fn revoke_certificate(
 #[utoipa::path(post, path = "/api/v1/exchange/subsystems/{class}/{member}/{code}/services", tag = "exchange",
     params(("class" = String, Path), ("member" = String, Path), ("code" = String, Path)),
     request_body(content = Object, content_type = "application/json",
-        description = "code, title_th, title_en, backend_url, openapi (JSON) or endpoints, classification, personal_data, consent_required, purposes, rate_limit_per_min, timeout_secs"),
+        description = "code, title_th, title_en, backend_url, openapi (JSON) or endpoints, classification, personal_data, consent_required, purposes, rate_limit_per_min, timeout_secs, log_bodies"),
     responses((status = 201, description = "The service as published", body = Object),
         (status = 400, description = "Invalid service", body = crate::problem::ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = [])))]

@@ -99,6 +99,7 @@ impl SeedStep for DemoExchange {
                         purposes: vec!["business-registration".into()],
                         rate_limit_per_min: 600,
                         timeout_secs: 5,
+                        log_bodies: false,
                     },
                 )
                 .await

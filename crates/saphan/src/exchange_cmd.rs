@@ -1,6 +1,7 @@
-//! `saphan exchange`: the operator's view of the data exchange — its registry, the message log
-//! (search; evidence for one call, verified offline). Searches and exports go through the same
-//! `saphan-exchange` calls as the API.
+//! `saphan exchange`: the operator's side of the data exchange — onboarding members and
+//! subsystems, publishing services, rights, credentials, and the message log (search; kept
+//! bodies; evidence for one call, verified offline). Everything goes through the same
+//! `saphan-exchange` calls (and audit records) as the API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,10 +13,75 @@ use saphan_exchange::log::{Evidence, LogSearch};
 
 use crate::platform::{self, Platform};
 
+/// Every command acts as the platform operator, through the same calls (and audit records) as
+/// the API.
+const OPERATOR: saphan_identity::Subject = saphan_identity::Subject::Operator;
+
 #[derive(Subcommand)]
 pub enum ExchangeCommand {
     /// List members and their subsystems.
     Members,
+    /// Onboard a member (as the platform operator).
+    AddMember {
+        /// Member class: GOV, COM, NGO, NEE, ORG or PRIV.
+        #[arg(long)]
+        class: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name_th: String,
+        #[arg(long)]
+        name_en: String,
+        /// The digital-ID agency whose exchange-admins manage this member.
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Add a subsystem to a member, e.g. `--member GOV/DOPA --code CIVREG`.
+    AddSubsystem {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        code: String,
+    },
+    /// Publish or update a service from a JSON file (the same body as the API's).
+    Publish {
+        /// The provider subsystem, e.g. TH/GOV/DOPA/CIVREG.
+        #[arg(long)]
+        subsystem: String,
+        file: PathBuf,
+    },
+    /// Grant a subsystem or `group:CODE` a right on a service.
+    Grant {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        grantee: String,
+        #[arg(long, default_value = "*")]
+        method: String,
+        #[arg(long, default_value = "*")]
+        path: String,
+        #[arg(long)]
+        legal_basis: String,
+        /// Unix seconds.
+        #[arg(long)]
+        valid_until: Option<i64>,
+    },
+    /// Revoke a right by its id.
+    Revoke { right: String },
+    /// Issue a client certificate for a subsystem; writes NAME.crt and NAME.key.
+    Certificate {
+        #[arg(long)]
+        subsystem: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Make a GDX consumer key and secret for a subsystem (printed once).
+    GdxKey {
+        #[arg(long)]
+        subsystem: String,
+    },
     /// List published services with their endpoints.
     Services,
     /// Search the message log, newest first.
@@ -42,6 +108,14 @@ pub enum ExchangeCommand {
     Evidence {
         /// The record's sequence number (`seq` in `saphan exchange log`).
         seq: u64,
+        /// Where to write it; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a body kept (encrypted) for a service with `log_bodies`, by the id its call record
+    /// names (`request_body_id` / `response_body_id`). Needs the key store.
+    Body {
+        id: String,
         /// Where to write it; standard output when absent.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -104,6 +178,116 @@ pub async fn run(config: &Config, command: ExchangeCommand) -> Result<ExitCode> 
                         println!("  {}\t{}", s.id, s.status);
                     }
                 }
+            }
+            ExchangeCommand::AddMember {
+                class,
+                code,
+                name_th,
+                name_en,
+                agency,
+            } => {
+                let m = gateway
+                    .registry()
+                    .create_member(
+                        &OPERATOR,
+                        &saphan_exchange::registry::NewMember {
+                            class,
+                            code,
+                            name_th,
+                            name_en,
+                            agency,
+                        },
+                    )
+                    .await?;
+                println!("member {} added", m.id);
+            }
+            ExchangeCommand::AddSubsystem { member, code } => {
+                let member = saphan_exchange::MemberId::parse(&member)?;
+                let s = gateway
+                    .registry()
+                    .create_subsystem(&OPERATOR, &member, &code)
+                    .await?;
+                println!("subsystem {} added", s.id);
+            }
+            ExchangeCommand::Publish { subsystem, file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let spec: saphan_exchange::registry::ServiceSpec = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a service description", file.display()))?;
+                let id = gateway.registry().parse_subsystem(&subsystem)?;
+                let s = gateway
+                    .registry()
+                    .put_service(&OPERATOR, &id, &spec)
+                    .await?;
+                println!(
+                    "service {} published with {} endpoints",
+                    s.id,
+                    s.endpoints.len()
+                );
+            }
+            ExchangeCommand::Grant {
+                service,
+                grantee,
+                method,
+                path,
+                legal_basis,
+                valid_until,
+            } => {
+                let id = gateway.registry().parse_service(&service)?;
+                let r = gateway
+                    .registry()
+                    .grant_right(
+                        &OPERATOR,
+                        &id,
+                        &saphan_exchange::registry::NewRight {
+                            grantee,
+                            method,
+                            path,
+                            legal_basis,
+                            valid_until,
+                        },
+                    )
+                    .await?;
+                println!("right {} granted", r.id);
+            }
+            ExchangeCommand::Revoke { right } => {
+                gateway.registry().revoke_right(&OPERATOR, &right).await?;
+                println!("right {right} revoked");
+            }
+            ExchangeCommand::Certificate {
+                subsystem,
+                out,
+                days,
+            } => {
+                let id = gateway.registry().parse_subsystem(&subsystem)?;
+                let cert = gateway
+                    .credentials()
+                    .issue_certificate(&OPERATOR, &id, None, days)
+                    .await?;
+                let crt = out.with_extension("crt");
+                let key = out.with_extension("key");
+                std::fs::write(&crt, &cert.certificate_pem)
+                    .with_context(|| format!("cannot write {}", crt.display()))?;
+                platform::write_private_file(
+                    &key,
+                    cert.private_key_pem.as_deref().unwrap_or_default(),
+                    false,
+                )?;
+                println!(
+                    "certificate {} (SHA-256 {}) in {}, key in {}",
+                    cert.serial,
+                    cert.fingerprint_sha256,
+                    crt.display(),
+                    key.display()
+                );
+            }
+            ExchangeCommand::GdxKey { subsystem } => {
+                let id = gateway.registry().parse_subsystem(&subsystem)?;
+                let k = gateway.credentials().create_gdx_key(&OPERATOR, &id).await?;
+                println!(
+                    "Consumer-Key: {}\nConsumerSecret: {}  (shown once)",
+                    k.consumer_key, k.consumer_secret
+                );
             }
             ExchangeCommand::Services => {
                 for s in gateway.registry().services(None).await? {
@@ -177,6 +361,19 @@ pub async fn run(config: &Config, command: ExchangeCommand) -> Result<ExitCode> 
                         eprintln!("wrote the evidence for record {seq} to {}", path.display());
                     }
                     None => println!("{text}"),
+                }
+            }
+            ExchangeCommand::Body { id, out } => {
+                let Some(body) = gateway.read_body(&id).await? else {
+                    anyhow::bail!("no kept body {id} (only services with log_bodies keep them)");
+                };
+                match out {
+                    Some(path) => std::fs::write(&path, body)
+                        .with_context(|| format!("cannot write {}", path.display()))?,
+                    None => {
+                        use std::io::Write;
+                        std::io::stdout().write_all(&body)?;
+                    }
                 }
             }
             ExchangeCommand::Verify { .. } => unreachable!("handled above"),
