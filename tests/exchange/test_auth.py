@@ -26,7 +26,7 @@ from helpers import (
 
 
 def test_mtls_call_end_to_end(world, consumer, cfg, platform_jwks):
-    x_road_id = "e2e-" + uuid.uuid4().hex
+    x_road_id = str(uuid.uuid4())
     r = consumer.get(
         world.persons,
         "/persons/4711?fields=name",
