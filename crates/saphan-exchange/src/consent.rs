@@ -6,7 +6,6 @@
 //! The gateway caches consents it found valid for [`crate::registry::CACHE_SECS`]: a revocation
 //! stops calls at once on the node that recorded it, and on other nodes within that time.
 
-use saphan_audit::AuditEntry;
 use saphan_identity::{Directory, Identity};
 use saphan_store::sqlx::{self, any::AnyRow, Row};
 use serde::{Deserialize, Serialize};
@@ -169,14 +168,13 @@ impl Registry {
         .bind(consent.valid_until)
         .execute(self.db().pool())
         .await?;
-        self.audit()
-            .append(AuditEntry::new(
-                format!("identity:{}", person.id),
-                "exchange.consent.give",
-                &subject,
-                &consent,
-            ))
-            .await?;
+        self.record_as(
+            format!("identity:{}", person.id),
+            "exchange.consent.give",
+            &subject,
+            &consent,
+        )
+        .await?;
         Ok(consent)
     }
 
@@ -206,20 +204,18 @@ impl Registry {
         .execute(self.db().pool())
         .await?
         .rows_affected();
-        self.changed();
         if n == 0 {
             return Err(ExchangeError::NotFound(
                 "no such consent of yours, or it was already revoked".into(),
             ));
         }
-        self.audit()
-            .append(AuditEntry::new(
-                format!("identity:{}", person.id),
-                "exchange.consent.revoke",
-                consent_id,
-                &consent_id,
-            ))
-            .await?;
+        self.record_as(
+            format!("identity:{}", person.id),
+            "exchange.consent.revoke",
+            consent_id,
+            &consent_id,
+        )
+        .await?;
         Ok(())
     }
 

@@ -12,7 +12,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use saphan_audit::AuditEntry;
 use saphan_crypto::{b64url, b64url_decode, CertificateKind, CertificateRequest, KeyStore};
 use saphan_identity::{Directory, Subject};
 use saphan_store::sqlx::{self, Row};
@@ -98,13 +97,6 @@ impl CertificateCache {
         }
         entries.insert(fp.to_string(), (Instant::now(), generation, value));
     }
-
-    pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
 }
 
 /// SHA-256 fingerprint (hex) of a DER certificate.
@@ -152,18 +144,9 @@ impl Credentials {
     }
 
     async fn authorize(&self, subject: &Subject, id: &ClientId) -> Result<(), ExchangeError> {
-        let agency = self.registry.agency_of(id).await?;
-        let resource = match agency {
-            Some(a) => saphan_identity::Resource::Agency(a),
-            None => saphan_identity::Resource::Platform,
-        };
-        if subject.may(&saphan_identity::Action::AdministerExchange, &resource) {
-            Ok(())
-        } else {
-            Err(ExchangeError::Forbidden(
-                "managing a subsystem's credentials needs its agency's exchange-admin role".into(),
-            ))
-        }
+        self.registry
+            .authorize_client(subject, id, "managing a subsystem's credentials")
+            .await
     }
 
     async fn require_subsystem(&self, id: &ClientId) -> Result<(), ExchangeError> {
@@ -211,13 +194,12 @@ impl Credentials {
         .execute(self.registry.db().pool())
         .await?;
         self.registry
-            .audit()
-            .append(AuditEntry::new(
-                subject.actor(),
+            .record(
+                subject,
                 "exchange.certificate.issue",
-                id.to_string(),
+                &id.to_string(),
                 &(&fp, &issued.serial_hex),
-            ))
+            )
             .await?;
         Ok(SubsystemCertificate {
             subsystem: id.to_string(),
@@ -249,15 +231,14 @@ impl Credentials {
             .bind(fingerprint.to_ascii_lowercase())
             .execute(self.registry.db().pool())
             .await?;
-        self.cache.clear();
+        // Recording bumps the registry's generation, which makes cached lookups stale.
         self.registry
-            .audit()
-            .append(AuditEntry::new(
-                subject.actor(),
+            .record(
+                subject,
                 "exchange.certificate.revoke",
-                id.to_string(),
+                &id.to_string(),
                 &fingerprint,
-            ))
+            )
             .await?;
         Ok(())
     }
@@ -409,13 +390,12 @@ impl Credentials {
         .execute(self.registry.db().pool())
         .await?;
         self.registry
-            .audit()
-            .append(AuditEntry::new(
-                subject.actor(),
+            .record(
+                subject,
                 "exchange.gdx-key.create",
-                id.to_string(),
+                &id.to_string(),
                 &consumer_key,
-            ))
+            )
             .await?;
         Ok(GdxCredentials {
             subsystem: id.to_string(),
@@ -447,13 +427,12 @@ impl Credentials {
             .execute(self.registry.db().pool())
             .await?;
         self.registry
-            .audit()
-            .append(AuditEntry::new(
-                subject.actor(),
+            .record(
+                subject,
                 "exchange.gdx-key.revoke",
-                id.to_string(),
+                &id.to_string(),
                 &consumer_key,
-            ))
+            )
             .await?;
         Ok(())
     }

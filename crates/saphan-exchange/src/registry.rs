@@ -396,11 +396,6 @@ impl Registry {
         );
     }
 
-    /// Forgets cached gateway state after a change made outside the registry's own methods.
-    pub(crate) fn changed(&self) {
-        self.cache.clear();
-    }
-
     /// Whether a subsystem exists and is active, through the gateway's cache.
     pub async fn subsystem_active(&self, id: &ClientId) -> Result<bool, ExchangeError> {
         let key = id.key();
@@ -439,16 +434,30 @@ impl Registry {
         &self.audit
     }
 
-    async fn record(
+    /// After a change: forgets this node's cached gateway state (so the change holds at once
+    /// here) and records it in the audit log.
+    pub(crate) async fn record(
         &self,
         subject: &Subject,
         action: &str,
         target: &str,
         payload: &impl Serialize,
     ) -> Result<(), ExchangeError> {
+        self.record_as(subject.actor(), action, target, payload)
+            .await
+    }
+
+    /// [`Registry::record`] for an actor that is not an administrator (a data subject).
+    pub(crate) async fn record_as(
+        &self,
+        actor: String,
+        action: &str,
+        target: &str,
+        payload: &impl Serialize,
+    ) -> Result<(), ExchangeError> {
         self.cache.clear();
         self.audit
-            .append(AuditEntry::new(subject.actor(), action, target, payload))
+            .append(AuditEntry::new(actor, action, target, payload))
             .await?;
         Ok(())
     }
@@ -515,6 +524,17 @@ impl Registry {
                 agency.unwrap_or("the platform")
             )))
         }
+    }
+
+    /// [`Registry::authorize`] for an act on `client`'s member, administered by its agency.
+    pub(crate) async fn authorize_client(
+        &self,
+        subject: &Subject,
+        client: &ClientId,
+        what: &str,
+    ) -> Result<(), ExchangeError> {
+        let agency = self.agency_of(client).await?;
+        self.authorize(subject, agency.as_deref(), what)
     }
 
     // ---- members and subsystems -----------------------------------------------------------
@@ -686,8 +706,8 @@ impl Registry {
         id: &ClientId,
         jwks: &serde_json::Value,
     ) -> Result<(), ExchangeError> {
-        let agency = self.agency_of(id).await?;
-        self.authorize(subject, agency.as_deref(), "registering a subsystem's keys")?;
+        self.authorize_client(subject, id, "registering a subsystem's keys")
+            .await?;
         let keys = jwks.get("keys").and_then(|k| k.as_array());
         if keys.is_none_or(|k| k.is_empty() || k.len() > 10) {
             return Err(ExchangeError::invalid(
@@ -740,8 +760,8 @@ impl Registry {
         id: &ClientId,
         active: bool,
     ) -> Result<(), ExchangeError> {
-        let agency = self.agency_of(id).await?;
-        self.authorize(subject, agency.as_deref(), "changing a subsystem")?;
+        self.authorize_client(subject, id, "changing a subsystem")
+            .await?;
         let status = if active { "active" } else { "disabled" };
         sqlx::query("UPDATE xr_subsystems SET status = $1 WHERE id = $2")
             .bind(status)
@@ -766,8 +786,8 @@ impl Registry {
         provider: &ClientId,
         spec: &ServiceSpec,
     ) -> Result<Service, ExchangeError> {
-        let agency = self.agency_of(provider).await?;
-        self.authorize(subject, agency.as_deref(), "publishing a service")?;
+        self.authorize_client(subject, provider, "publishing a service")
+            .await?;
         if self.subsystem(provider).await?.is_none() {
             return Err(ExchangeError::NotFound(format!("subsystem {provider}")));
         }
@@ -831,63 +851,43 @@ impl Registry {
         }
         let title_th = required("title_th", &spec.title_th, 200)?;
         let title_en = required("title_en", &spec.title_en, 200)?;
-        let now = now_rfc3339();
         let key = service_id.key();
         let mut tx = self.db.pool().begin().await?;
-        let existing = sqlx::query("SELECT created_at FROM xr_services WHERE id = $1")
+        // One statement publishes or updates; an update keeps the status, creation and creator.
+        sqlx::query(
+            "INSERT INTO xr_services (id, subsystem_id, code, title_th, title_en, backend_url, \
+             openapi, classification, personal_data, consent_required, purposes, \
+             rate_limit_per_min, timeout_secs, status, created_at, created_by, log_bodies) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', $14, $15, $16) \
+             ON CONFLICT (id) DO UPDATE SET title_th = excluded.title_th, \
+             title_en = excluded.title_en, backend_url = excluded.backend_url, \
+             openapi = excluded.openapi, classification = excluded.classification, \
+             personal_data = excluded.personal_data, consent_required = excluded.consent_required, \
+             purposes = excluded.purposes, rate_limit_per_min = excluded.rate_limit_per_min, \
+             timeout_secs = excluded.timeout_secs, log_bodies = excluded.log_bodies",
+        )
+        .bind(&key)
+        .bind(provider.key())
+        .bind(&service_id.code)
+        .bind(&title_th)
+        .bind(&title_en)
+        .bind(backend.as_str())
+        .bind(&openapi_text)
+        .bind(&spec.classification)
+        .bind(i64::from(spec.personal_data))
+        .bind(i64::from(spec.consent_required))
+        .bind(serde_json::to_string(&purposes).expect("json"))
+        .bind(i64::from(spec.rate_limit_per_min))
+        .bind(i64::from(spec.timeout_secs))
+        .bind(now_rfc3339())
+        .bind(subject.actor())
+        .bind(i64::from(spec.log_bodies))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM xr_endpoints WHERE service_id = $1")
             .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if existing.is_some() {
-            sqlx::query(
-                "UPDATE xr_services SET title_th = $1, title_en = $2, backend_url = $3, openapi = $4, \
-                 classification = $5, personal_data = $6, consent_required = $7, purposes = $8, \
-                 rate_limit_per_min = $9, timeout_secs = $10, log_bodies = $12 WHERE id = $11",
-            )
-            .bind(&title_th)
-            .bind(&title_en)
-            .bind(backend.as_str())
-            .bind(&openapi_text)
-            .bind(&spec.classification)
-            .bind(i64::from(spec.personal_data))
-            .bind(i64::from(spec.consent_required))
-            .bind(serde_json::to_string(&purposes).expect("json"))
-            .bind(i64::from(spec.rate_limit_per_min))
-            .bind(i64::from(spec.timeout_secs))
-            .bind(&key)
-            .bind(i64::from(spec.log_bodies))
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM xr_endpoints WHERE service_id = $1")
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO xr_services (id, subsystem_id, code, title_th, title_en, backend_url, \
-                 openapi, classification, personal_data, consent_required, purposes, \
-                 rate_limit_per_min, timeout_secs, status, created_at, created_by, log_bodies) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', $14, $15, $16)",
-            )
-            .bind(&key)
-            .bind(provider.key())
-            .bind(&service_id.code)
-            .bind(&title_th)
-            .bind(&title_en)
-            .bind(backend.as_str())
-            .bind(&openapi_text)
-            .bind(&spec.classification)
-            .bind(i64::from(spec.personal_data))
-            .bind(i64::from(spec.consent_required))
-            .bind(serde_json::to_string(&purposes).expect("json"))
-            .bind(i64::from(spec.rate_limit_per_min))
-            .bind(i64::from(spec.timeout_secs))
-            .bind(&now)
-            .bind(subject.actor())
-            .bind(i64::from(spec.log_bodies))
-            .execute(&mut *tx)
-            .await?;
-        }
         for e in &endpoints {
             sqlx::query("INSERT INTO xr_endpoints (service_id, method, path) VALUES ($1, $2, $3)")
                 .bind(&key)
@@ -918,8 +918,8 @@ impl Registry {
         service: &ServiceId,
         active: bool,
     ) -> Result<(), ExchangeError> {
-        let agency = self.agency_of(&service.provider).await?;
-        self.authorize(subject, agency.as_deref(), "changing a service")?;
+        self.authorize_client(subject, &service.provider, "changing a service")
+            .await?;
         let status = if active { "active" } else { "suspended" };
         let n = sqlx::query("UPDATE xr_services SET status = $1 WHERE id = $2")
             .bind(status)
@@ -1175,8 +1175,8 @@ impl Registry {
         service: &ServiceId,
         new: &NewRight,
     ) -> Result<Right, ExchangeError> {
-        let agency = self.agency_of(&service.provider).await?;
-        self.authorize(subject, agency.as_deref(), "granting access")?;
+        self.authorize_client(subject, &service.provider, "granting access")
+            .await?;
         self.insert_right(subject, service, new).await
     }
 
@@ -1256,8 +1256,8 @@ impl Registry {
             .await?
             .ok_or_else(|| ExchangeError::NotFound(format!("right {}", clip(right_id, 40))))?;
         let service = self.parse_service(&right.service)?;
-        let agency = self.agency_of(&service.provider).await?;
-        self.authorize(subject, agency.as_deref(), "revoking access")?;
+        self.authorize_client(subject, &service.provider, "revoking access")
+            .await?;
         sqlx::query("UPDATE xr_rights SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_rfc3339())
             .bind(right_id)
@@ -1395,8 +1395,8 @@ impl Registry {
         new: &NewAccessRequest,
     ) -> Result<AccessRequest, ExchangeError> {
         let consumer = self.parse_subsystem(&new.consumer)?;
-        let agency = self.agency_of(&consumer).await?;
-        self.authorize(subject, agency.as_deref(), "asking for access")?;
+        self.authorize_client(subject, &consumer, "asking for access")
+            .await?;
         let service = self.parse_service(&new.service)?;
         if self.load_service(&service).await?.is_none() {
             return Err(ExchangeError::NotFound(format!("service {service}")));
@@ -1499,8 +1499,8 @@ impl Registry {
             .await?
             .ok_or_else(|| ExchangeError::NotFound(format!("access request {}", clip(id, 40))))?;
         let service = self.parse_service(&request.service)?;
-        let agency = self.agency_of(&service.provider).await?;
-        self.authorize(subject, agency.as_deref(), "deciding an access request")?;
+        self.authorize_client(subject, &service.provider, "deciding an access request")
+            .await?;
         let reason = decision
             .reason
             .as_deref()

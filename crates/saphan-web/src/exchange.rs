@@ -375,14 +375,7 @@ pub(crate) async fn token(
 ) -> Response {
     use saphan_oidc::OAuthError;
     let result = async {
-        if !crate::oidc::is_form(&headers) {
-            return Err(OAuthError::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ));
-        }
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
-        let params = saphan_oidc::single_params(&crate::oidc::parse_pairs(text))?;
+        let params = crate::oidc::form_params(&headers, &body)?;
         if params.get("grant_type").map(String::as_str) != Some("client_credentials") {
             return Err(OAuthError::unsupported_grant_type(
                 "only client_credentials is offered to subsystems",
@@ -409,14 +402,7 @@ pub(crate) async fn token(
     }
     .await;
     match result {
-        Ok(token) => {
-            let mut r = Json(token).into_response();
-            r.headers_mut().insert(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("no-store"),
-            );
-            r
-        }
+        Ok(token) => crate::oidc::no_store(Json(token).into_response()),
         Err(e) => crate::oidc::oauth_error(&e, false),
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn oauth_error(error: &OAuthError, bearer: bool) -> Response {
     response
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -64,7 +64,7 @@ pub(crate) fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
-pub(crate) fn parse_pairs(text: &str) -> Vec<(String, String)> {
+fn parse_pairs(text: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(text.as_bytes())
         .into_owned()
         .collect()
@@ -180,7 +180,7 @@ pub(crate) async fn next_step(
     })
 }
 
-pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -251,6 +251,21 @@ fn client_auth(
     }
 }
 
+/// The parameters of an OAuth form POST: the right content type, UTF-8, each name once.
+pub(crate) fn form_params(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, OAuthError> {
+    if !is_form(headers) {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+    single_params(&parse_pairs(text))
+}
+
 /// Parses a client-authenticated form POST: form params and the authenticated client.
 async fn client_form(
     state: &AppState,
@@ -264,14 +279,7 @@ async fn client_form(
     ),
     OAuthError,
 > {
-    if !is_form(headers) {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
-    let params = single_params(&parse_pairs(text))?;
+    let params = form_params(headers, body)?;
     let auth = client_auth(headers, &params)?;
     let client = state
         .oidc
