@@ -79,93 +79,22 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/me/consents", get(my_consents).post(give_consent))
         .route("/api/v1/me/consents/{id}", delete(revoke_consent))
         .route("/api/v1/me/data-access", get(data_access))
-        .route("/admin/exchange", get(admin_page))
-}
-
-/// The exchange's admin page: usage charts (server-drawn SVG), services, pending requests.
-/// For the platform's administrators (console session or an AAL 2 official with the role).
-async fn admin_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(lang): Query<crate::portal::LangQuery>,
-) -> Result<Response, ApiProblem> {
-    let Some(subject) = crate::identity_admin::admin_subject(&state, &headers).await? else {
-        return Ok(crate::oidc::see_other("/signin"));
-    };
-    if !subject.may(&Action::AdministerExchange, &Resource::Platform) {
-        return Err(ApiProblem::status(403).with_detail(Text::new(
-            "เฉพาะผู้ดูแลแพลตฟอร์ม",
-            "Platform administrators only",
-        )));
-    }
-    let rows = state.exchange.usage();
-    let most = rows.iter().map(|r| r.stats.calls).max().unwrap_or(1).max(1);
-    let usage: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "consumer": r.consumer, "service": r.service, "calls": r.stats.calls,
-                "errors": r.stats.errors, "bytes_in": r.stats.bytes_in, "bytes_out": r.stats.bytes_out,
-                "bar": 1 + r.stats.calls * 400 / most,
-            })
-        })
-        .collect();
-    let mut buckets = vec![0u64; saphan_exchange::gateway::LATENCY_BUCKETS_MS.len() + 1];
-    for r in &rows {
-        for (i, n) in r.stats.latency_ms.iter().enumerate() {
-            if let Some(b) = buckets.get_mut(i) {
-                *b += n;
-            }
-        }
-    }
-    let tallest = buckets.iter().copied().max().unwrap_or(1).max(1);
-    let latency: Vec<Value> = buckets
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let label = saphan_exchange::gateway::LATENCY_BUCKETS_MS
-                .get(i)
-                .map(|b| b.to_string())
-                .unwrap_or_else(|| "∞".into());
-            json!({ "label": label, "count": n, "height": n * 110 / tallest })
-        })
-        .collect();
-    let registry = state.exchange.registry();
-    let services = registry.services(None).await?;
-    let requests = registry.access_requests(Some("pending")).await?;
-    Ok(crate::signin::form_page(
-        &state,
-        &headers,
-        &lang,
-        "exchange_admin.html",
-        "/admin/exchange",
-        StatusCode::OK,
-        minijinja::context! {
-            usage => minijinja::Value::from_serialize(&usage),
-            latency => minijinja::Value::from_serialize(&latency),
-            services => minijinja::Value::from_serialize(&services),
-            requests => minijinja::Value::from_serialize(&requests),
-        },
-    ))
+        .route(
+            "/admin/exchange",
+            get(crate::exchange_admin::page).post(crate::exchange_admin::act),
+        )
 }
 
 /// Reading the registry is for exchange administrators (of the platform, or of some agency).
 /// Returns whether the reader is platform-level (sees providers' backend URLs).
 async fn reader(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiProblem> {
     let subject = caller(state, headers).await?;
-    if subject.may(&Action::AdministerExchange, &Resource::Platform) {
-        return Ok(true);
-    }
-    let exchange_admin = matches!(&subject, saphan_identity::Subject::Person { roles, .. }
-        if roles.iter().any(|r| r.role == saphan_identity::Role::ExchangeAdmin));
-    if exchange_admin {
-        Ok(false)
-    } else {
-        Err(ExchangeError::Forbidden(
+    crate::exchange_admin::exchange_admin_level(&subject).ok_or_else(|| {
+        ExchangeError::Forbidden(
             "reading the exchange's registry needs an exchange-admin role".into(),
         )
-        .into())
-    }
+        .into()
+    })
 }
 
 fn created(value: impl serde::Serialize) -> Response {
@@ -319,8 +248,8 @@ pub(crate) async fn issue_certificate(
     ))
 }
 
-fn spki_der(pem: &str) -> Result<Vec<u8>, ApiProblem> {
-    let bad = |m: &str| ApiProblem::from(ExchangeError::Invalid(format!("public_key_pem: {m}")));
+pub(crate) fn spki_der(pem: &str) -> Result<Vec<u8>, ExchangeError> {
+    let bad = |m: &str| ExchangeError::Invalid(format!("public_key_pem: {m}"));
     let body: String = pem
         .lines()
         .filter(|l| !l.starts_with("-----"))

@@ -10,6 +10,7 @@ mod account;
 mod admin;
 mod cookies;
 mod exchange;
+mod exchange_admin;
 mod exchange_api;
 mod identity_admin;
 mod identity_api;
@@ -25,6 +26,8 @@ mod state;
 mod system;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exchange;
 #[cfg(test)]
 mod tests_identity;
 pub mod tls;

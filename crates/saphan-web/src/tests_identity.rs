@@ -17,21 +17,22 @@ use crate::{AdminToken, AppState};
 
 const PASSWORD: &str = "correct horse battery";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const NID: &str = "1101700000001";
+pub(crate) const NID: &str = "1101700000001";
 const TOTP_SECRET: &[u8] = b"12345678901234567890";
 
-struct World {
-    app: Router,
-    state: AppState,
+pub(crate) struct World {
+    pub(crate) app: Router,
+    pub(crate) state: AppState,
     client_id: String,
     basic: String,
 }
 
-async fn world(db: Db) -> World {
+pub(crate) async fn world(db: Db) -> World {
     let migrations: Vec<_> = [
         saphan_audit::MIGRATIONS,
         saphan_identity::MIGRATIONS,
         saphan_oidc::MIGRATIONS,
+        saphan_exchange::MIGRATIONS,
     ]
     .concat();
     db.migrate(&migrations).await.unwrap();
@@ -116,7 +117,7 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -128,12 +129,12 @@ fn query_value(url: &str, key: &str) -> Option<String> {
 }
 
 /// A browser: a cookie jar over the in-process router.
-struct Browser {
-    jar: HashMap<String, String>,
+pub(crate) struct Browser {
+    pub(crate) jar: HashMap<String, String>,
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub(crate) fn new() -> Browser {
         let mut jar = HashMap::new();
         jar.insert(
             "saphan_csrf".into(),
@@ -142,11 +143,11 @@ impl Browser {
         Browser { jar }
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         self.jar["saphan_csrf"].clone()
     }
 
-    async fn go(
+    pub(crate) async fn go(
         &mut self,
         app: &Router,
         method: &str,
