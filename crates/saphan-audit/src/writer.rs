@@ -203,7 +203,10 @@ async fn run_writer(
 async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Sender<u64>) {
     let time = saphan_core::clock::format_instant(time::OffsetDateTime::now_utc());
     let entries: Vec<&AuditEntry> = batch.iter().map(|(e, _)| e).collect();
-    match store::append_batch(db, &time, &entries).await {
+    let started = std::time::Instant::now();
+    let written_batch = store::append_batch(db, &time, &entries).await;
+    metrics::histogram!("saphan_audit_commit_seconds").record(started.elapsed().as_secs_f64());
+    match written_batch {
         Ok(records) => {
             metrics::counter!("saphan_audit_records_total").increment(records.len() as u64);
             metrics::histogram!("saphan_audit_group_size").record(records.len() as f64);

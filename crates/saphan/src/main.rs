@@ -197,6 +197,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// glibc's allocator spent about a seventh of the gateway's CPU under load (consolidating
+/// freed chunks across threads); mimalloc's per-thread heaps avoid that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A panic is a bug; still, people get one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
