@@ -3,7 +3,9 @@ platform's memory flat)."""
 
 import hashlib
 import os
+import socket
 import time
+from urllib.parse import urlsplit
 
 
 from backend import BLOCK, MIB
@@ -63,6 +65,33 @@ def test_circuit_probe_after_cooldown(world, consumer):
         expect_ok(consumer.get(svc, "/closed-again"))
     finally:
         b.stop()
+
+
+def _abort_upload(cfg, consumer, svc):
+    """Starts a chunked upload past the part the gateway reads whole (64 KiB), then hangs up."""
+    base = urlsplit(cfg.base)
+    with socket.create_connection((base.hostname, base.port), timeout=10) as s:
+        head = (
+            f"POST /r1/{svc}/upload HTTP/1.1\r\nHost: {base.netloc}\r\n"
+            f"Authorization: Bearer {consumer.token()}\r\nX-Road-Client: {consumer.id}\r\n"
+            "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        s.sendall(head.encode())
+        chunk = BLOCK[: 64 * 1024]
+        for _ in range(4):
+            s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        time.sleep(0.3)  # the gateway is streaming to the provider now
+    # Closed mid-body: the consumer's failure, not the provider's.
+
+
+def test_consumer_aborted_uploads_do_not_open_the_circuit(world, consumer, cfg):
+    svc = world.new_service("aborts", backend_path="", timeout_secs=30)
+    expect_ok(consumer.get(svc, "/echo/before"))
+    for _ in range(7):  # more than the 5 failures in a row that open a breaker
+        _abort_upload(cfg, consumer, svc)
+    time.sleep(0.5)
+    r = consumer.get(svc, "/echo/after")
+    assert r.status_code == 200, f"uploads the consumer broke off counted against the provider{show(r)}"
 
 
 def _pid(cfg):

@@ -1029,9 +1029,16 @@ impl Gateway {
                 _ => record.complete = false,
             }
         }
+        // A call whose request body broke off (the consumer hung up or was too slow) says
+        // nothing about the provider: only complete requests count toward its breaker.
+        let provider_failed = |record: &CallRecord| {
+            if record.complete {
+                inner.breakers.failure(&service_key);
+            }
+        };
         let response = match sent {
             Err(_) => {
-                inner.breakers.failure(&service_key);
+                provider_failed(&record);
                 return self
                     .refuse(
                         record,
@@ -1045,7 +1052,7 @@ impl Gateway {
                     .await;
             }
             Ok(Err(e)) => {
-                inner.breakers.failure(&service_key);
+                provider_failed(&record);
                 let message = if e.is_connect() {
                     format!("cannot connect to the backend of {}", service.id)
                 } else {
