@@ -47,7 +47,7 @@ pub async fn export_bundle(
     } = snapshot;
     let header = BundleHeader {
         format: BUNDLE_FORMAT.into(),
-        exported_at: saphan_core::clock::format_instant(time::OffsetDateTime::now_utc()),
+        exported_at: saphan_core::clock::now_text(),
         head_seq,
         head_hash,
         public_keys: keys.clone(),

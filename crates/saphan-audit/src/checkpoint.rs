@@ -44,7 +44,7 @@ impl Checkpoint {
         merkle_root: [u8; 32],
         head_hash: String,
     ) -> Result<Checkpoint, AuditError> {
-        let created_at = saphan_core::clock::format_instant(time::OffsetDateTime::now_utc());
+        let created_at = saphan_core::clock::now_text();
         let merkle_root = hex::encode(merkle_root);
         let message = statement(first_seq, last_seq, &merkle_root, &head_hash, &created_at);
         let signature = keys.sign(KeyPurpose::Signing, KeyAlg::ES256, &message)?;

@@ -201,7 +201,7 @@ async fn run_writer(
 }
 
 async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Sender<u64>) {
-    let time = saphan_core::clock::format_instant(time::OffsetDateTime::now_utc());
+    let time = saphan_core::clock::now_text();
     let entries: Vec<&AuditEntry> = batch.iter().map(|(e, _)| e).collect();
     let started = std::time::Instant::now();
     let written_batch = store::append_batch(db, &time, &entries).await;

@@ -31,6 +31,16 @@ pub fn format_instant(t: OffsetDateTime) -> String {
     )
 }
 
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Now, as [`format_instant`] writes it.
+pub fn now_text() -> String {
+    format_instant(OffsetDateTime::now_utc())
+}
+
 pub fn parse_instant(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
 }

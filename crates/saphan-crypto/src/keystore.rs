@@ -191,9 +191,7 @@ fn open_sealed(cipher: &ChaCha20Poly1305, sealed: &Sealed) -> Option<Zeroizing<V
         .map(Zeroizing::new)
 }
 
-fn now_text() -> String {
-    saphan_core::clock::format_instant(time::OffsetDateTime::now_utc())
-}
+use saphan_core::clock::now_text;
 
 impl KeyStore {
     /// Creates a new key store at `path` with a first generation of every key. Refuses to

@@ -69,6 +69,20 @@ impl CryptoError {
     }
 }
 
+/// Lower-case hex SHA-256 of a text: how stored secrets (token and key hashes) are compared.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// A fresh secret: `bytes` random bytes from the operating system, base64url.
+pub fn random_token(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    b64url(&buf)
+}
+
 /// URL-safe base64 without padding, as JOSE uses.
 pub fn b64url(bytes: &[u8]) -> String {
     use base64::Engine;

@@ -30,9 +30,10 @@ pub use registry::Registry;
 
 use saphan_store::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "exchange-0001-registry",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "exchange-0001-registry",
+        sql: "
 CREATE TABLE xr_members (
     id TEXT PRIMARY KEY,
     class TEXT NOT NULL,
@@ -160,26 +161,17 @@ CREATE TABLE xr_consents (
 );
 CREATE INDEX xr_consents_identity ON xr_consents (identity_id);
 ",
-}];
+    },
+    // "Who accessed my data" and the operators' log search, over the gateway's records only
+    // (see `saphan_audit::MIGRATIONS`: the audit log itself indexes nothing but its sequence).
+    Migration {
+        id: "exchange-0002-call-indexes",
+        sql: "
+CREATE INDEX xr_calls_by_subject ON audit_records (subject, seq) WHERE action = 'exchange.call';
+CREATE INDEX xr_calls_by_actor ON audit_records (actor, seq) WHERE action = 'exchange.call';
+",
+    },
+];
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    saphan_core::clock::format_instant(time::OffsetDateTime::now_utc())
-}
-
-pub(crate) fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
-pub(crate) fn random_token(bytes: usize) -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
+pub(crate) use saphan_core::clock::{now_text as now_rfc3339, now_unix};
+pub(crate) use saphan_crypto::{random_token, sha256_hex};

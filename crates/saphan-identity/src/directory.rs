@@ -6,14 +6,12 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use saphan_audit::{AuditEntry, AuditLog};
-use saphan_core::clock::format_instant;
 use saphan_core::config::IdentityConfig;
 use saphan_core::{NationalId, Text};
 use saphan_store::sqlx::{self, any::AnyRow, Row};
 use saphan_store::Db;
 use serde::Serialize;
 use sha2::Sha256;
-use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::assurance::{Aal, Ial};
@@ -107,13 +105,7 @@ pub struct Directory {
     secret: Arc<OnceCell<[u8; 32]>>,
 }
 
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn now_text() -> String {
-    format_instant(OffsetDateTime::now_utc())
-}
+use saphan_core::clock::{now_text, now_unix};
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

@@ -29,9 +29,7 @@ pub struct Ceremony {
     pub options: Value,
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use saphan_core::clock::now_unix as now;
 
 fn bad(what: &str) -> IdentityError {
     IdentityError::Invalid(format!("passkey: {what}"))

@@ -1,7 +1,6 @@
 //! Relying parties: registration by administrators (through the authorization layer), and
 //! client authentication at the token, introspection and revocation endpoints.
 
-use saphan_core::clock::format_instant;
 use saphan_core::Text;
 use saphan_identity::{Action, Assurance, Resource, Subject};
 use saphan_store::sqlx::{self, any::AnyRow, Row};
@@ -298,7 +297,7 @@ impl Provider {
         .bind(json(&registration.scopes))
         .bind(&registration.id_token_signed_response_alg)
         .bind(&registration.min_acr)
-        .bind(format_instant(time::OffsetDateTime::now_utc()))
+        .bind(saphan_core::clock::now_text())
         .bind(by.actor())
         .execute(self.db.pool())
         .await

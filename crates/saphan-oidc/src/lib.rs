@@ -204,19 +204,10 @@ impl From<saphan_audit::AuditError> for OAuthError {
     }
 }
 
-pub(crate) fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
+pub(crate) use saphan_core::clock::now_unix;
+pub(crate) use saphan_crypto::sha256_hex;
 
 /// A fresh secret token: 256 bits, base64url.
 pub(crate) fn random_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    saphan_crypto::b64url(&bytes)
-}
-
-pub(crate) fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    saphan_crypto::random_token(32)
 }

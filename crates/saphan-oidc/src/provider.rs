@@ -633,7 +633,7 @@ impl Provider {
         .bind(identity_id)
         .bind(client_id)
         .bind(serde_json::to_string(&all).expect("json"))
-        .bind(saphan_core::clock::format_instant(time::OffsetDateTime::now_utc()))
+        .bind(saphan_core::clock::now_text())
         .execute(self.db.pool())
         .await?;
         self.record(

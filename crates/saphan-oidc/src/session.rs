@@ -1,7 +1,6 @@
 //! Browser sessions at the provider: what lets a person who signed in once go through the next
 //! authorization without typing their password again, and what "my sessions" lists.
 
-use saphan_core::clock::format_instant;
 use saphan_identity::Aal;
 use saphan_store::sqlx::{self, Row};
 use serde::Serialize;
@@ -67,7 +66,7 @@ impl Provider {
         .bind(aal.as_str())
         .bind(serde_json::to_string(&session.amr).expect("json"))
         .bind(agent)
-        .bind(format_instant(time::OffsetDateTime::now_utc()))
+        .bind(saphan_core::clock::now_text())
         .bind(session.expires_at)
         .execute(self.db.pool())
         .await?;

@@ -184,9 +184,7 @@ impl Upstreams {
     }
 }
 
-fn b64url(bytes: &[u8]) -> String {
-    saphan_crypto::b64url(bytes)
-}
+use saphan_crypto::b64url;
 
 impl Provider {
     /// The upstream providers the sign-in page offers.

@@ -184,7 +184,7 @@ impl Seeder {
             .bind(name)
             .bind(i64::from(version))
             .bind(self.seed as i64)
-            .bind(saphan_core::clock::format_instant(time::OffsetDateTime::now_utc()))
+            .bind(saphan_core::clock::now_text())
             .execute(self.db.pool())
             .await?;
             tracing::info!(step = name, "seed step finished");

@@ -95,7 +95,7 @@ fn session_mac(token: &AdminToken, expires: i64) -> Hmac<sha2::Sha256> {
 }
 
 pub(crate) fn session_valid(token: &AdminToken, headers: &HeaderMap) -> bool {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = saphan_core::clock::now_unix();
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -258,7 +258,7 @@ pub(crate) async fn login(
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(response);
     }
-    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + SESSION_SECS;
+    let expires = saphan_core::clock::now_unix() + SESSION_SECS;
     let cookie = format!(
         "{COOKIE}={expires}.{}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{}",
         hex::encode(session_mac(token, expires).finalize().into_bytes()),

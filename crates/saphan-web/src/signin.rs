@@ -278,7 +278,7 @@ pub(crate) async fn signin_submit(
     };
     let user_agent = user_agent(&headers);
     if outcome.second_factor_required {
-        let expires = time::OffsetDateTime::now_utc().unix_timestamp() + SECOND_FACTOR_SECS;
+        let expires = saphan_core::clock::now_unix() + SECOND_FACTOR_SECS;
         let message = format!("{}.{expires}", outcome.identity.id);
         let mac = state.directory.mac("second-factor", &message).await?;
         let mut response = see_other(&format!(
@@ -338,7 +338,7 @@ async fn second_factor_identity(
     let expected = state.directory.mac("second-factor", message).await?;
     let fresh = expires
         .parse::<i64>()
-        .is_ok_and(|e| e > time::OffsetDateTime::now_utc().unix_timestamp());
+        .is_ok_and(|e| e > saphan_core::clock::now_unix());
     let valid: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes()).into();
     Ok((valid && fresh).then(|| identity_id.to_string()))
 }
