@@ -7,7 +7,9 @@ In one run on this machine, a backend answering 1 KiB JSON (nginx `return 200`) 
   (b) through nginx as a plain reverse proxy (keep-alive upstream),
   (c) through the Saphan gateway: bearer-token authentication, the right, the data subject's
       consent (a database read), purpose, rate-limit and breaker checks, the signed assertion to
-      the provider and the durable message log (group-committed audit record) on every call.
+      the provider and the durable message log (group-committed audit record) on every call;
+  (d) with --bare, through a bare proxy on the gateway's own HTTP stack and nothing else
+      (crates/saphan-web/examples/bare_proxy.rs): what the stack alone costs, for reading (c).
 Peak throughput: wrk, 2 threads, 64 connections. Latency: hey at a fixed rate of half of (c)'s
 peak, median of (a) and of (c). Targets: (c) >= 0.8 x (b) throughput; (c)'s median at most
 1 ms above (a)'s. Numbers are ratios against baselines measured in the same run.
@@ -227,20 +229,25 @@ def fresh_postgres(server):
     return server.rsplit("/", 1)[0] + "/" + name, name
 
 
-def run(binary, database_url, label):
+def run(binary, database_url, label, bare_binary=None):
     tmp = tempfile.mkdtemp(prefix="saphan-bench-")
-    backend_port, proxy_port, saphan_port = free_port(), free_port(), free_port()
-    nginx = saphan = None
+    backend_port, proxy_port, saphan_port, bare_port = free_port(), free_port(), free_port(), free_port()
+    nginx = saphan = bare = None
     try:
         nginx = start_nginx(tmp, backend_port, proxy_port)
         saphan, base, data = start_saphan(binary, tmp, saphan_port, database_url)
         url_c, headers_c, admin = setup(base, data, backend_port)
         url_a = f"http://127.0.0.1:{backend_port}/data/1"
         url_b = f"http://127.0.0.1:{proxy_port}/data/1"
+        paths = [("a", url_a, {}), ("b", url_b, {}), ("c", url_c, headers_c)]
+        if bare_binary:
+            bare = subprocess.Popen([bare_binary, f"127.0.0.1:{bare_port}", f"http://127.0.0.1:{backend_port}"])
+            wait_port(bare_port, bare)
+            paths.append(("d", f"http://127.0.0.1:{bare_port}/data/1", {}))
         print(f"\n== exchange gateway benchmark on {label} ({DURATION} s per measurement, 64 connections)")
-        best = {"a": 0.0, "b": 0.0, "c": 0.0}
+        best = {name: 0.0 for name, _, _ in paths}
         for round_ in (1, 2):
-            for name, url, headers in (("a", url_a, {}), ("b", url_b, {}), ("c", url_c, headers_c)):
+            for name, url, headers in paths:
                 perf = None
                 if name == "c" and round_ == 1 and os.environ.get("BENCH_PERF"):
                     perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(saphan.pid),
@@ -258,13 +265,18 @@ def run(binary, database_url, label):
         logged = sum(r["calls"] for r in usage if r["service"].endswith("/API/data"))
         ratio = best["c"] / best["b"]
         added = p50_c - p50_a
+        bare_row = ""
+        if "d" in best:
+            bare_row = (f"| (d) bare proxy on the gateway's HTTP stack, nothing else | {best['d']:.0f} | | |\n\n"
+                        f"the stack alone (d)/(b): {best['d'] / best['b']:.2f}; the exchange's own work (c)/(d): "
+                        f"{best['c'] / best['d']:.2f}\n")
         print(f"""
 | path | peak req/s (wrk, 64 conn) | median ms at {rate:.0f} req/s | p99 ms |
 |---|---|---|---|
 | (a) direct to the backend | {best['a']:.0f} | {p50_a:.2f} | {p99_a:.2f} |
 | (b) nginx reverse proxy | {best['b']:.0f} | | |
 | (c) Saphan gateway (token, right, consent, durable log) | {best['c']:.0f} | {p50_c:.2f} | {p99_c:.2f} |
-
+{bare_row}
 throughput (c)/(b): {ratio:.2f}  (target >= 0.80)  {'OK' if ratio >= 0.8 else 'BELOW TARGET'}
 added median latency (c)-(a) at half of (c)'s peak ({achieved:.0f} req/s achieved): {added:.2f} ms  (target <= 1 ms)  {'OK' if added <= 1.0 else 'ABOVE TARGET'}
 calls recorded in the message log during the run: {logged}""")
@@ -276,6 +288,9 @@ calls recorded in the message log during the run: {logged}""")
                 saphan.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 saphan.kill()
+        if bare is not None:
+            bare.terminate()
+            bare.wait(timeout=10)
         if nginx is not None:
             nginx.terminate()
             nginx.wait(timeout=10)
@@ -287,13 +302,14 @@ def main():
     parser.add_argument("--bin", default="target/release/saphan")
     parser.add_argument("--postgres", help="also run on PostgreSQL: a server URL such as "
                         "postgres://postgres@127.0.0.1:5432/test (a fresh database is made and dropped)")
+    parser.add_argument("--bare", help="the bare_proxy example binary, for row (d)")
     args = parser.parse_args()
     ensure_tools()
-    ok = run(args.bin, None, "SQLite")
+    ok = run(args.bin, None, "SQLite", args.bare)
     if args.postgres:
         url, name = fresh_postgres(args.postgres)
         try:
-            ok = run(args.bin, url, "PostgreSQL") and ok
+            ok = run(args.bin, url, "PostgreSQL", args.bare) and ok
         finally:
             subprocess.run(["psql", args.postgres, "-qAtc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
     # The targets are reported, not enforced: these machines are shared and noisy.

@@ -372,12 +372,19 @@ fn bench() -> Result<bool> {
         }
         ok &= run(name, &mut command)?;
     }
-    // The gateway benchmark runs the release binary against nginx (see bench/exchange.py).
+    // The gateway benchmark runs the release binary against nginx, and a bare proxy on the same
+    // HTTP stack (see bench/exchange.py).
     if run(
         "build the release binary",
-        cargo()
-            .current_dir(&root)
-            .args(["build", "--release", "--bin", "saphan"]),
+        cargo().current_dir(&root).args([
+            "build",
+            "--release",
+            "--workspace",
+            "--bin",
+            "saphan",
+            "--example",
+            "bare_proxy",
+        ]),
     )? {
         ensure_python_packages(&root, "tests/exchange/requirements.txt")?;
         let target = std::env::var("CARGO_TARGET_DIR")
@@ -390,6 +397,8 @@ fn bench() -> Result<bool> {
                 .arg("bench/exchange.py")
                 .arg("--bin")
                 .arg(target.join("release").join("saphan"))
+                .arg("--bare")
+                .arg(target.join("release").join("examples").join("bare_proxy"))
                 .arg("--postgres")
                 .arg(
                     std::env::var("SAPHAN_BENCH_POSTGRES_URL")
