@@ -7,6 +7,8 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import requests
+
 
 from backend import BLOCK, MIB
 from helpers import Backend, RssSampler, expect_ok, expect_xroad_error, show
@@ -92,6 +94,24 @@ def test_consumer_aborted_uploads_do_not_open_the_circuit(world, consumer, cfg):
     time.sleep(0.5)
     r = consumer.get(svc, "/echo/after")
     assert r.status_code == 200, f"uploads the consumer broke off counted against the provider{show(r)}"
+
+
+def test_streamed_uploads_to_a_dead_provider_open_the_circuit(world, consumer):
+    b = Backend()
+    try:
+        svc = world.new_service("dies-streamed", backend_url=b.url, backend_path="/echo")
+        expect_ok(consumer.get(svc, "/alive"))
+    finally:
+        b.stop()
+    body = BLOCK[: 96 * 1024]  # more than the 64 KiB read whole: this upload streams
+    for i in range(5):
+        try:
+            r = consumer.call("POST", svc, f"/dead{i}", data=body,
+                              headers={"Content-Type": "application/octet-stream"})
+            expect_xroad_error(r, 502, "Server.ServerProxy.ServiceFailed")
+        except requests.ConnectionError:
+            pass  # the gateway may answer and close before the whole upload is read
+    expect_xroad_error(consumer.get(svc, "/open"), 503, "Server.ServerProxy.ServiceUnavailable")
 
 
 def _pid(cfg):

@@ -1008,11 +1008,13 @@ impl Gateway {
         )
         .await;
         // The request digest, when it streamed: the body ended (or broke) before the answer.
+        let mut consumer_broke_off = false;
         if let Some(rx) = request_meter {
             match tokio::time::timeout(Duration::from_secs(5), rx).await {
                 Ok(Ok(m)) => {
                     record.request_bytes = m.bytes;
                     record.complete &= m.complete;
+                    consumer_broke_off = m.source_failed;
                     record.request_hash = Some(p::message_hash(&headers_digest, &m.digest));
                     if m.too_large {
                         return self
@@ -1029,16 +1031,17 @@ impl Gateway {
                 _ => record.complete = false,
             }
         }
-        // A call whose request body broke off (the consumer hung up or was too slow) says
-        // nothing about the provider: only complete requests count toward its breaker.
-        let provider_failed = |record: &CallRecord| {
-            if record.complete {
+        // A call whose consumer broke its upload off (hung up, sent too much) says nothing
+        // about the provider and must not count toward its breaker; a provider that refused,
+        // reset or timed out while reading the upload does count.
+        let count_provider_failure = || {
+            if !consumer_broke_off {
                 inner.breakers.failure(&service_key);
             }
         };
         let response = match sent {
             Err(_) => {
-                provider_failed(&record);
+                count_provider_failure();
                 return self
                     .refuse(
                         record,
@@ -1052,7 +1055,7 @@ impl Gateway {
                     .await;
             }
             Ok(Err(e)) => {
-                provider_failed(&record);
+                count_provider_failure();
                 let message = if e.is_connect() {
                     format!("cannot connect to the backend of {}", service.id)
                 } else {
@@ -1324,6 +1327,9 @@ pub struct Measured {
     pub bytes: u64,
     pub complete: bool,
     pub too_large: bool,
+    /// The body's source failed (the sender hung up or sent too much), as opposed to its
+    /// reader dropping it (the provider refused, reset or timed out).
+    pub source_failed: bool,
 }
 
 /// A body passing through: hashed (SHA-512) and counted on the fly, cut at `max` bytes.
@@ -1350,7 +1356,7 @@ impl Metered {
         )
     }
 
-    fn finish(&mut self, complete: bool, too_large: bool) {
+    fn finish(&mut self, complete: bool, too_large: bool, source_failed: bool) {
         if let Some(tx) = self.report.take() {
             let digest = std::mem::take(&mut self.hasher).finalize().into();
             let _ = tx.send(Measured {
@@ -1358,6 +1364,7 @@ impl Metered {
                 bytes: self.bytes,
                 complete,
                 too_large,
+                source_failed,
             });
         }
     }
@@ -1374,7 +1381,7 @@ impl Stream for Metered {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.bytes += chunk.len() as u64;
                 if self.bytes > self.max {
-                    self.finish(false, true);
+                    self.finish(false, true, true);
                     return Poll::Ready(Some(Err(
                         "the body is larger than the exchange allows".into()
                     )));
@@ -1383,11 +1390,11 @@ impl Stream for Metered {
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
-                self.finish(false, false);
+                self.finish(false, false, true);
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
-                self.finish(true, false);
+                self.finish(true, false, false);
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
@@ -1397,7 +1404,7 @@ impl Stream for Metered {
 
 impl Drop for Metered {
     fn drop(&mut self) {
-        self.finish(false, false);
+        self.finish(false, false, false);
     }
 }
 
