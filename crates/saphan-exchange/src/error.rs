@@ -6,6 +6,9 @@ use saphan_core::{Problem, ProblemKind, Text};
 pub enum ExchangeError {
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// Invalid input, explained in both languages (forms show it as it is).
+    #[error("invalid input: {}", .0.en)]
+    InvalidText(Text),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("already exists: {0}")]
@@ -51,6 +54,12 @@ impl ExchangeError {
                 Text::new("ข้อมูลไม่ถูกต้อง", "The request is not valid"),
             )
             .with_detail(detail(m)),
+            ExchangeError::InvalidText(text) => Problem::new(
+                ProblemKind::BadRequest,
+                "exchange-invalid",
+                Text::new("ข้อมูลไม่ถูกต้อง", "The request is not valid"),
+            )
+            .with_detail(text.clone()),
             ExchangeError::NotFound(m) => Problem::new(
                 ProblemKind::NotFound,
                 "exchange-not-found",

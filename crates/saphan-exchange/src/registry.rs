@@ -104,6 +104,8 @@ pub struct Service {
     #[serde(skip)]
     pub service_id: ServiceId,
     pub title: Text,
+    /// Empty (and left out of JSON) for readers who may not administer the provider.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub backend_url: String,
     pub classification: String,
     pub personal_data: bool,
@@ -1046,6 +1048,23 @@ impl Registry {
             out.push(self.service_from_row(r, endpoints));
         }
         Ok(out)
+    }
+
+    /// Every service as `subject` may see it: a backend's address only for those who may
+    /// administer its provider (the platform's exchange administrators, the provider agency's).
+    pub async fn services_seen_by(&self, subject: &Subject) -> Result<Vec<Service>, ExchangeError> {
+        let mut services = self.services(None).await?;
+        for service in &mut services {
+            let provider = &service.service_id.provider;
+            if self
+                .authorize_client(subject, provider, "seeing a backend address")
+                .await
+                .is_err()
+            {
+                service.backend_url.clear();
+            }
+        }
+        Ok(services)
     }
 
     /// The stored OpenAPI description of a service.

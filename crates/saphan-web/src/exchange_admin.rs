@@ -43,16 +43,13 @@ fn forbidden() -> ApiProblem {
     ))
 }
 
-/// Who is asking, if they may see the page: `(subject, platform level)`.
-async fn viewer(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(Subject, bool)>, ApiProblem> {
+/// Who is asking, if they may see the page (`None`: not signed in; an error: no role).
+async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Subject>, ApiProblem> {
     let Some(subject) = admin_subject(state, headers).await? else {
         return Ok(None);
     };
-    let level = exchange_admin_level(&subject).ok_or_else(forbidden)?;
-    Ok(Some((subject, level)))
+    exchange_admin_level(&subject).ok_or_else(forbidden)?;
+    Ok(Some(subject))
 }
 
 pub(crate) async fn page(
@@ -60,20 +57,21 @@ pub(crate) async fn page(
     headers: HeaderMap,
     Query(lang): Query<LangQuery>,
 ) -> Result<Response, ApiProblem> {
-    let Some((_, platform)) = viewer(&state, &headers).await? else {
+    let Some(subject) = viewer(&state, &headers).await? else {
         return Ok(see_other("/signin"));
     };
-    render(&state, &headers, &lang, platform, StatusCode::OK, None).await
+    render(&state, &headers, &lang, &subject, StatusCode::OK, None).await
 }
 
 async fn render(
     state: &AppState,
     headers: &HeaderMap,
     lang: &LangQuery,
-    platform: bool,
+    subject: &Subject,
     status: StatusCode,
     message: Option<Value>,
 ) -> Result<Response, ApiProblem> {
+    let platform = exchange_admin_level(subject) == Some(true);
     let rows = state.exchange.usage();
     let most = rows.iter().map(|r| r.stats.calls).max().unwrap_or(1).max(1);
     let usage: Vec<Value> = rows
@@ -110,7 +108,7 @@ async fn render(
     let members = registry.members().await?;
     let subsystems = registry.subsystems(None).await?;
     let mut services = Vec::new();
-    for service in registry.services(None).await? {
+    for service in registry.services_seen_by(subject).await? {
         let rights: Vec<Value> = registry
             .rights(&service.service_id)
             .await?
@@ -130,9 +128,6 @@ async fn render(
             .collect();
         let mut shown =
             serde_json::to_value(&service).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
-        if !platform {
-            shown["backend_url"] = Value::Null;
-        }
         shown["rights"] = Value::Array(rights);
         services.push(shown);
     }
@@ -170,7 +165,7 @@ pub(crate) async fn act(
         return Err(csrf_failure());
     }
     let lang = LangQuery::from_raw(raw.as_deref());
-    let Some((subject, platform)) = viewer(&state, &headers).await? else {
+    let Some(subject) = viewer(&state, &headers).await? else {
         return Ok(see_other("/signin"));
     };
     let (status, message) = match perform(&state, &subject, &fields).await {
@@ -190,11 +185,54 @@ pub(crate) async fn act(
             )
         }
     };
-    render(&state, &headers, &lang, platform, status, Some(message)).await
+    render(&state, &headers, &lang, &subject, status, Some(message)).await
 }
 
-/// Form fields; absent and blank fields are the same thing.
+/// Form fields; absent and blank fields are the same thing. Errors name the field by the label
+/// the page shows, in both languages.
 struct Fields(HashMap<String, String>);
+
+/// The page's label for a field, for error messages.
+fn label(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "class" => ("ประเภทสมาชิก", "Member class"),
+        "code" => ("รหัส", "Code"),
+        "name_th" => ("ชื่อ (ภาษาไทย)", "Name (Thai)"),
+        "name_en" => ("ชื่อ (ภาษาอังกฤษ)", "Name (English)"),
+        "member" => ("สมาชิก", "Member"),
+        "subsystem" => ("ระบบย่อย", "Subsystem"),
+        "service" => ("บริการ", "Service"),
+        "title_th" => ("ชื่อบริการ (ภาษาไทย)", "Title (Thai)"),
+        "title_en" => ("ชื่อบริการ (ภาษาอังกฤษ)", "Title (English)"),
+        "backend_url" => ("URL ระบบหลังบ้าน", "Backend URL"),
+        "openapi" => ("คำอธิบาย OpenAPI", "OpenAPI description"),
+        "endpoints" => ("ปลายทาง", "Endpoints"),
+        "jwks" => ("กุญแจสาธารณะ (JWKS)", "Public keys (JWKS)"),
+        "grantee" => ("ผู้ได้รับสิทธิ์", "Grantee"),
+        "legal_basis" => ("ฐานทางกฎหมาย", "Legal basis"),
+        "valid_until" => ("ใช้ได้ถึง", "Valid through"),
+        "valid_days" => ("อายุใบรับรอง", "Certificate validity"),
+        "right" => ("สิทธิ์", "Right"),
+        "group" => ("รหัสกลุ่ม", "Group code"),
+        "consumer" => ("ระบบย่อยผู้ใช้บริการ", "Consumer subsystem"),
+        "purpose" => ("วัตถุประสงค์", "Purpose"),
+        "request" => ("คำขอ", "Request"),
+        "fingerprint" => ("ลายนิ้วมือใบรับรอง", "Certificate fingerprint"),
+        "consumer_key" => ("Consumer-Key", "Consumer-Key"),
+        "active" | "approve" => ("การเลือก", "The choice"),
+        "rate_limit_per_min" => ("จำนวนครั้งต่อนาที", "Calls a minute"),
+        "timeout_secs" => ("เวลารอคำตอบ", "Timeout"),
+        _ => ("ช่องข้อมูล", "A field"),
+    }
+}
+
+fn field_error(name: &str, th: &str, en: &str) -> ExchangeError {
+    let (label_th, label_en) = label(name);
+    ExchangeError::InvalidText(Text::owned(
+        format!("{label_th}: {th}"),
+        format!("{label_en}: {en}"),
+    ))
+}
 
 impl Fields {
     fn get(&self, name: &str) -> &str {
@@ -203,7 +241,7 @@ impl Fields {
 
     fn required(&self, name: &str) -> Result<String, ExchangeError> {
         match self.get(name) {
-            "" => Err(ExchangeError::Invalid(format!("{name} is required"))),
+            "" => Err(field_error(name, "ต้องกรอก", "is required")),
             v => Ok(v.to_string()),
         }
     }
@@ -219,12 +257,25 @@ impl Fields {
         matches!(self.get(name), "on" | "true" | "yes" | "1")
     }
 
+    /// A yes/no that the page's buttons always send: missing is an error, never a default.
+    fn choice(&self, name: &str) -> Result<bool, ExchangeError> {
+        match self.get(name) {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(field_error(
+                name,
+                "ต้องเป็น true หรือ false",
+                "must be true or false",
+            )),
+        }
+    }
+
     fn number(&self, name: &str) -> Result<u32, ExchangeError> {
         match self.get(name) {
             "" => Ok(0),
             v => v
                 .parse()
-                .map_err(|_| ExchangeError::Invalid(format!("{name} must be a whole number"))),
+                .map_err(|_| field_error(name, "ต้องเป็นจำนวนเต็ม", "must be a whole number")),
         }
     }
 
@@ -235,12 +286,52 @@ impl Fields {
             return Ok(None);
         }
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        let day = time::Date::parse(text, &format)
-            .map_err(|_| ExchangeError::Invalid(format!("{name} must be a date, YYYY-MM-DD")))?;
-        let next = day
-            .next_day()
-            .ok_or_else(|| ExchangeError::Invalid(format!("{name} is out of range")))?;
+        let bad = || {
+            field_error(
+                name,
+                "ต้องเป็นวันที่ ปปปป-ดด-วว (ค.ศ.)",
+                "must be a date, YYYY-MM-DD",
+            )
+        };
+        let day = time::Date::parse(text, &format).map_err(|_| bad())?;
+        let next = day.next_day().ok_or_else(bad)?;
         Ok(Some(next.midnight().assume_utc().unix_timestamp()))
+    }
+
+    /// A JSON document.
+    fn json(&self, name: &str) -> Result<Option<Value>, ExchangeError> {
+        match self.optional(name) {
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                field_error(
+                    name,
+                    &format!("ไม่ใช่ JSON ที่ถูกต้อง ({e})"),
+                    &format!("is not valid JSON ({e})"),
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Endpoints, one `METHOD /path` a line.
+    fn endpoints(&self, name: &str) -> Result<Vec<saphan_exchange::Endpoint>, ExchangeError> {
+        self.get(name)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|line| match line.split_once(char::is_whitespace) {
+                Some((method, path)) if path.trim().starts_with('/') => {
+                    Ok(saphan_exchange::Endpoint {
+                        method: method.to_ascii_uppercase(),
+                        path: path.trim().to_string(),
+                    })
+                }
+                _ => Err(field_error(
+                    name,
+                    "บรรทัดละหนึ่งรายการ เช่น GET /persons/{id}",
+                    "one a line, such as GET /persons/{id}",
+                )),
+            })
+            .collect()
     }
 
     /// A comma- or newline-separated list.
@@ -280,26 +371,21 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
         }
         "subsystem_status" => {
             let id = registry.parse_subsystem(&f.required("subsystem")?)?;
-            let active = f.get("active") == "true";
-            registry.set_subsystem_status(subject, &id, active).await?;
+            registry
+                .set_subsystem_status(subject, &id, f.choice("active")?)
+                .await?;
             Ok(done("บันทึกสถานะระบบย่อยแล้ว", "Subsystem status saved"))
         }
         "service" => {
             let provider = registry.parse_subsystem(&f.required("subsystem")?)?;
-            let openapi = match f.optional("openapi") {
-                Some(text) => Some(
-                    serde_json::from_str(&text)
-                        .map_err(|e| ExchangeError::Invalid(format!("openapi is not JSON: {e}")))?,
-                ),
-                None => None,
-            };
+            let openapi = f.json("openapi")?;
             let spec = ServiceSpec {
                 code: f.required("code")?,
                 title_th: f.required("title_th")?,
                 title_en: f.required("title_en")?,
                 backend_url: f.required("backend_url")?,
                 openapi,
-                endpoints: Vec::new(),
+                endpoints: f.endpoints("endpoints")?,
                 classification: f
                     .optional("classification")
                     .unwrap_or_else(|| "internal".into()),
@@ -315,8 +401,9 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
         }
         "service_status" => {
             let id = registry.parse_service(&f.required("service")?)?;
-            let active = f.get("active") == "true";
-            registry.set_service_status(subject, &id, active).await?;
+            registry
+                .set_service_status(subject, &id, f.choice("active")?)
+                .await?;
             Ok(done("บันทึกสถานะบริการแล้ว", "Service status saved"))
         }
         "grant" => {
@@ -365,7 +452,7 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
         }
         "decide" => {
             let decision = Decision {
-                approve: f.get("approve") == "true",
+                approve: f.choice("approve")?,
                 reason: f.optional("reason"),
                 valid_until: f.until("valid_until")?,
             };
@@ -398,6 +485,14 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
                 "private_key_pem": issued.private_key_pem,
             }))
         }
+        "keys" => {
+            let id = registry.parse_subsystem(&f.required("subsystem")?)?;
+            let jwks = f
+                .json("jwks")?
+                .ok_or_else(|| field_error("jwks", "ต้องกรอก", "is required"))?;
+            registry.set_subsystem_keys(subject, &id, &jwks).await?;
+            Ok(done("บันทึกกุญแจ OAuth แล้ว", "OAuth keys saved"))
+        }
         "revoke_certificate" => {
             credentials
                 .revoke_certificate(subject, &f.required("fingerprint")?)
@@ -418,9 +513,9 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
                 .await?;
             Ok(done("เพิกถอนกุญแจ GDX แล้ว", "GDX key revoked"))
         }
-        other => Err(ExchangeError::Invalid(format!(
-            "unknown action {:?}",
-            other.chars().take(40).collect::<String>()
+        _ => Err(ExchangeError::InvalidText(Text::new(
+            "ไม่รู้จักรายการที่ขอ",
+            "The page asked for a change this version does not know",
         ))),
     }
 }

@@ -86,15 +86,18 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Reading the registry is for exchange administrators (of the platform, or of some agency).
-/// Returns whether the reader is platform-level (sees providers' backend URLs).
-async fn reader(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiProblem> {
+async fn reader(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<saphan_identity::Subject, ApiProblem> {
     let subject = caller(state, headers).await?;
-    crate::exchange_admin::exchange_admin_level(&subject).ok_or_else(|| {
-        ExchangeError::Forbidden(
+    if crate::exchange_admin::exchange_admin_level(&subject).is_none() {
+        return Err(ExchangeError::Forbidden(
             "reading the exchange's registry needs an exchange-admin role".into(),
         )
-        .into()
-    })
+        .into());
+    }
+    Ok(subject)
 }
 
 fn created(value: impl serde::Serialize) -> Response {
@@ -118,7 +121,7 @@ pub(crate) async fn members(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    caller(&state, &headers).await?;
+    reader(&state, &headers).await?;
     Ok(Json(state.exchange.registry().members().await?).into_response())
 }
 
@@ -170,7 +173,7 @@ pub(crate) async fn subsystems(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    caller(&state, &headers).await?;
+    reader(&state, &headers).await?;
     Ok(Json(state.exchange.registry().subsystems(None).await?).into_response())
 }
 
@@ -337,8 +340,8 @@ pub(crate) async fn services(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    caller(&state, &headers).await?;
-    Ok(Json(state.exchange.registry().services(None).await?).into_response())
+    let subject = reader(&state, &headers).await?;
+    Ok(Json(state.exchange.registry().services_seen_by(&subject).await?).into_response())
 }
 
 type ServicePath = (String, String, String, String);
@@ -581,7 +584,7 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    caller(&state, &headers).await?;
+    reader(&state, &headers).await?;
     Ok(Json(json!({
         "latency_buckets_ms": saphan_exchange::gateway::LATENCY_BUCKETS_MS,
         "rows": state.exchange.usage(),
