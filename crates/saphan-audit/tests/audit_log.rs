@@ -537,3 +537,46 @@ async fn records_beyond_a_head_moved_back_are_named() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_found_by_actor_action_and_subject_whatever_the_action_holds() {
+    for_each_backend(|db| async move {
+        let log = filled_log(&db, 0).await;
+        // A plain action is written into the query (for partial indexes); any other is bound.
+        for action in ["svc.call", "Odd 'quoted' action; DROP TABLE audit_records"] {
+            for (actor, subject) in [("alice", "ds:1"), ("bob", "ds:1"), ("alice", "ds:2")] {
+                log.append(AuditEntry::with_detail(actor, action, subject, &action))
+                    .await
+                    .unwrap();
+            }
+            let found = saphan_audit::find_records(
+                &db,
+                &saphan_audit::RecordFilter {
+                    action: Some(action.into()),
+                    subject: Some("ds:1".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(found.len(), 2, "{action}");
+            assert!(found[0].record.seq > found[1].record.seq, "newest first");
+            assert!(found.iter().all(|r| r.record.action == action));
+            let by_actor = saphan_audit::find_records(
+                &db,
+                &saphan_audit::RecordFilter {
+                    actor: Some("alice".into()),
+                    action: Some(action.into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(by_actor.len(), 2, "{action}");
+        }
+        log.shutdown().await;
+    })
+    .await;
+}
