@@ -141,7 +141,19 @@ async fn tampering_with_records_is_detected_and_named() {
             let log = filled_log(&db, 100).await;
             log.shutdown().await;
             verify(&db).await.unwrap();
-            exec(&db, sql).await;
+            let changed = sqlx::query(sql).execute(db.pool()).await.unwrap();
+            // A tampering that matched nothing would make the case below prove nothing.
+            let checkpoints: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT first_seq, substr(timestamp_token, 1, 16) FROM audit_checkpoints",
+            )
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+            assert_eq!(
+                changed.rows_affected(),
+                1,
+                "{sql} changed nothing; checkpoints: {checkpoints:?}"
+            );
             let failure = verify(&db).await.expect_err(sql);
             assert_eq!(failure.seq, Some(named), "{sql}: {}", failure.message);
         })
@@ -155,7 +167,9 @@ async fn tampering_with_checkpoints_and_signatures_is_detected() {
         "UPDATE audit_checkpoints SET merkle_root = '2222222222222222222222222222222222222222222222222222222222222222' WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET created_at = '2030-01-01T00:00:00.000000Z' WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET signature = replace(signature, '\"value\":\"', '\"value\":\"AAAA') WHERE first_seq = 1",
-        "UPDATE audit_checkpoints SET timestamp_token = replace(timestamp_token, '\"token\":\"MII', '\"token\":\"MIJ') WHERE first_seq = 1",
+        // The token is base64 DER: a SEQUENCE with a long-form length always starts "MI" (a
+        // token under 256 bytes starts "MIG"/"MIH", so matching "MII" missed now and then).
+        "UPDATE audit_checkpoints SET timestamp_token = replace(timestamp_token, '\"token\":\"MI', '\"token\":\"MJ') WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET signature = 'garbage' WHERE first_seq = 1",
         "UPDATE audit_checkpoints SET head_hash = '3333333333333333333333333333333333333333333333333333333333333333' WHERE first_seq = 1",
     ];
@@ -164,8 +178,22 @@ async fn tampering_with_checkpoints_and_signatures_is_detected() {
             let log = filled_log(&db, 80).await;
             log.shutdown().await;
             verify(&db).await.unwrap();
-            exec(&db, sql).await;
-            let failure = verify(&db).await.expect_err(sql);
+            let changed = sqlx::query(sql).execute(db.pool()).await.unwrap();
+            // A tampering that matched nothing would make the case below prove nothing.
+            let checkpoints: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT first_seq, substr(timestamp_token, 1, 16) FROM audit_checkpoints",
+            )
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+            assert_eq!(
+                changed.rows_affected(),
+                1,
+                "{sql} changed nothing; checkpoints: {checkpoints:?}"
+            );
+            let failure = verify(&db)
+                .await
+                .expect_err(&format!("{sql}; checkpoints: {checkpoints:?}"));
             assert!(
                 failure.message.contains("checkpoint"),
                 "{sql}: {}",
