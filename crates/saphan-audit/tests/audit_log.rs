@@ -125,6 +125,23 @@ async fn exec(db: &Db, sql: &str) {
     sqlx::query(sql).execute(db.pool()).await.unwrap();
 }
 
+/// Runs one tampering statement and checks that it hit exactly one row (one that hit nothing
+/// would leave the test proving nothing); returns the checkpoints, for failure messages.
+async fn tamper(db: &Db, sql: &str) -> String {
+    let changed = sqlx::query(sql).execute(db.pool()).await.unwrap();
+    let checkpoints: Vec<(i64, String)> =
+        sqlx::query_as("SELECT first_seq, substr(timestamp_token, 1, 16) FROM audit_checkpoints")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        changed.rows_affected(),
+        1,
+        "{sql} changed nothing; checkpoints: {checkpoints:?}"
+    );
+    format!("{checkpoints:?}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampering_with_records_is_detected_and_named() {
     let cases: &[(&str, u64)] = &[
@@ -141,19 +158,7 @@ async fn tampering_with_records_is_detected_and_named() {
             let log = filled_log(&db, 100).await;
             log.shutdown().await;
             verify(&db).await.unwrap();
-            let changed = sqlx::query(sql).execute(db.pool()).await.unwrap();
-            // A tampering that matched nothing would make the case below prove nothing.
-            let checkpoints: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT first_seq, substr(timestamp_token, 1, 16) FROM audit_checkpoints",
-            )
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
-            assert_eq!(
-                changed.rows_affected(),
-                1,
-                "{sql} changed nothing; checkpoints: {checkpoints:?}"
-            );
+            tamper(&db, sql).await;
             let failure = verify(&db).await.expect_err(sql);
             assert_eq!(failure.seq, Some(named), "{sql}: {}", failure.message);
         })
@@ -178,22 +183,10 @@ async fn tampering_with_checkpoints_and_signatures_is_detected() {
             let log = filled_log(&db, 80).await;
             log.shutdown().await;
             verify(&db).await.unwrap();
-            let changed = sqlx::query(sql).execute(db.pool()).await.unwrap();
-            // A tampering that matched nothing would make the case below prove nothing.
-            let checkpoints: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT first_seq, substr(timestamp_token, 1, 16) FROM audit_checkpoints",
-            )
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
-            assert_eq!(
-                changed.rows_affected(),
-                1,
-                "{sql} changed nothing; checkpoints: {checkpoints:?}"
-            );
+            let checkpoints = tamper(&db, sql).await;
             let failure = verify(&db)
                 .await
-                .expect_err(&format!("{sql}; checkpoints: {checkpoints:?}"));
+                .expect_err(&format!("{sql}; checkpoints: {checkpoints}"));
             assert!(
                 failure.message.contains("checkpoint"),
                 "{sql}: {}",
@@ -243,7 +236,7 @@ async fn removing_any_checkpoint_is_detected() {
         );
 
         // An earlier one: the checkpoints no longer tile the log.
-        exec(&db, "DELETE FROM audit_checkpoints WHERE first_seq = 1").await;
+        tamper(&db, "DELETE FROM audit_checkpoints WHERE first_seq = 1").await;
         let failure = verify(&db).await.unwrap_err();
         assert!(
             failure.message.contains("checkpoint"),
