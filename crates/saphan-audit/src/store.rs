@@ -118,12 +118,17 @@ impl Snapshot {
 }
 
 pub(crate) async fn snapshot(db: &Db) -> Result<Snapshot, AuditError> {
-    let mut tx = db.pool().begin().await?;
-    if db.backend() == saphan_store::Backend::Postgres {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // The isolation level is part of BEGIN itself: a separate SET TRANSACTION failed now and
+    // then ("must be called before any query") when the driver had already spoken in the
+    // transaction.
+    let mut tx = match db.backend() {
+        saphan_store::Backend::Postgres => {
+            db.pool()
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                .await?
+        }
+        saphan_store::Backend::Sqlite => db.pool().begin().await?,
+    };
     let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut *tx)
         .await?;
