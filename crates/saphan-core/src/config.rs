@@ -136,6 +136,12 @@ pub struct IdentityConfig {
     pub source_window_secs: u64,
     /// Upstream OpenID providers (such as ThaID) offered as sign-in methods.
     pub upstream: Vec<UpstreamProvider>,
+    /// The exchange service that checks a national ID card (national id, Thai names, birth
+    /// date and laser code, answering GovStack `exists`), e.g. `TH/GOV/DOPA/CIVREG/idcard-v1`.
+    /// Empty: people cannot raise their assurance with their card online.
+    pub idcard_check_service: String,
+    /// The digital ID's own subsystem on the exchange, which asks the card check.
+    pub exchange_subsystem: String,
 }
 
 /// An upstream OpenID provider people may sign in with. Its assertions map to local identities
@@ -253,6 +259,8 @@ impl Default for IdentityConfig {
             source_failures_per_window: 50,
             source_window_secs: 600,
             upstream: Vec::new(),
+            idcard_check_service: String::new(),
+            exchange_subsystem: "TH/GOV/DGA/DIGITALID".into(),
         }
     }
 }
@@ -344,6 +352,12 @@ impl Config {
                 p => p.wrapping_add(1).max(1),
             });
             config.exchange.tls_listen = Some(tls);
+        }
+        if config.identity.idcard_check_service.is_empty()
+            && std::env::var_os("SAPHAN_IDENTITY__IDCARD_CHECK_SERVICE").is_none()
+        {
+            // The demo's civil registry publishes the card check (see `saphan-population`).
+            config.identity.idcard_check_service = "TH/GOV/DOPA/CIVREG/idcard-v1".into();
         }
         config.log.format = LogFormat::Pretty;
         config.validate()?;

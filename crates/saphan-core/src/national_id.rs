@@ -70,6 +70,23 @@ impl NationalId {
         NationalId(digits)
     }
 
+    /// The number with first digit `first` (1–8) and `body` as the next eleven digits, with
+    /// its check digit: distinct bodies give distinct numbers (for generated populations).
+    pub fn from_parts(first: u8, body: u64) -> Option<NationalId> {
+        if !(1..=8).contains(&first) || body >= 100_000_000_000 {
+            return None;
+        }
+        let mut digits = [0u8; 13];
+        digits[0] = first;
+        let mut rest = body;
+        for d in digits[1..12].iter_mut().rev() {
+            *d = (rest % 10) as u8;
+            rest /= 10;
+        }
+        digits[12] = check_digit(&digits[..12]);
+        Some(NationalId(digits))
+    }
+
     /// The 13 digits, no separators.
     pub fn digits(&self) -> String {
         self.0.iter().map(|d| char::from(b'0' + d)).collect()

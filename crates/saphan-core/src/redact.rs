@@ -3,8 +3,7 @@
 //! Logs travel further than databases (to log shippers, to support staff), so identifiers that
 //! point at a person are masked: any run of nine or more digits, dashes allowed between them
 //! (Thai national and juristic ids, phone numbers), and e-mail addresses, also when their `@` is
-//! percent-encoded. Capabilities whose paths carry other identifiers (passport numbers) keep
-//! them out of paths or redact them themselves.
+//! percent-encoded, and passport-like tokens (one to three letters, then six or more digits).
 
 /// Masks personal identifiers in free text, keeping its shape so the line stays readable.
 pub fn redact(text: &str) -> String {
@@ -33,6 +32,23 @@ pub fn redact(text: &str) -> String {
             }
             i = j;
             continue;
+        }
+        // A passport-like token: one to three letters, then six or more digits.
+        if chars[i].is_ascii_alphabetic() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
+            let mut j = i;
+            while j < chars.len() && j - i < 3 && chars[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let letters_end = j;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            let ends = j == chars.len() || !chars[j].is_ascii_alphanumeric();
+            if j - letters_end >= 6 && ends {
+                out.push_str("[id]");
+                i = j;
+                continue;
+            }
         }
         if chars[i] == '@' {
             // Drop the local part already written, and the domain that follows.
@@ -73,5 +89,10 @@ mod tests {
             "mail [email] now"
         );
         assert_eq!(redact("/api/v1/items/42?page=2"), "/api/v1/items/42?page=2");
+        assert_eq!(
+            redact("/data/foreigner/1.0/MMR-AB1234567/history"),
+            "/data/foreigner/1.0/MMR-[id]/history"
+        );
+        assert_eq!(redact("/data/person-v1/x"), "/data/person-v1/x");
     }
 }

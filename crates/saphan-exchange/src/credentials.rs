@@ -27,6 +27,8 @@ pub enum AuthMethod {
     Mtls,
     Token,
     Gdx,
+    /// The platform's own subsystem (e.g. the digital ID) calling in-process.
+    Platform,
 }
 
 /// An authenticated caller.

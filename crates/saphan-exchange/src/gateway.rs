@@ -52,6 +52,9 @@ pub enum Presented {
         consumer_key: String,
         token: String,
     },
+    /// One of the platform's own subsystems, calling from inside the process
+    /// ([`Gateway::call_as_platform`]). Never built from anything a request carries.
+    Platform(ClientId),
     Nothing,
 }
 
@@ -322,6 +325,14 @@ struct Facts {
     purpose: Option<String>,
     /// The data subject as the provider knows them; only in the signed assertion.
     subject_id: Option<String>,
+    /// The fields the caller's rights release (`None`: all); only in the signed assertion.
+    fields: Option<Vec<String>>,
+}
+
+/// What only the provider learns, in the signed assertion (never in the message log).
+struct ProviderOnly {
+    subject_id: Option<String>,
+    fields: Option<Vec<String>>,
 }
 
 impl Gateway {
@@ -429,6 +440,11 @@ impl Gateway {
                 consumer_key,
                 token,
             } => creds.gdx_caller(consumer_key, token).await.map_err(internal)?,
+            Presented::Platform(subsystem) => Some(Caller {
+                subsystem: subsystem.clone(),
+                method: AuthMethod::Platform,
+                agent: None,
+            }),
             Presented::Nothing => {
                 return Err(GatewayError::unauthenticated(
                     "present a client certificate issued by the platform CA, a bearer token, or GDX Consumer-Key and Token",
@@ -545,7 +561,10 @@ impl Gateway {
         // Forwarding runs as its own task: a consumer that goes away mid-call cannot stop the
         // call's record from being written (the provider may already have acted on it).
         let gateway = self.clone();
-        let subject_id = facts.subject_id.clone();
+        let private = ProviderOnly {
+            subject_id: facts.subject_id.clone(),
+            fields: facts.fields.clone(),
+        };
         let x_road_id = base.x_road_id.clone();
         let task = tokio::spawn(async move {
             gateway
@@ -558,7 +577,7 @@ impl Gateway {
                     headers,
                     body,
                     started,
-                    subject_id,
+                    private,
                 )
                 .await
         });
@@ -650,12 +669,16 @@ impl Gateway {
         let route = if path.is_empty() { "/" } else { path };
         facts.endpoint = crate::openapi::most_specific(&service.endpoints, method.as_str(), route)
             .map(|e| format!("{} {}", e.method, e.path));
-        let allowed = inner
+        let access = inner
             .registry
-            .may_call(&caller.subsystem, &service, method.as_str(), route)
+            .access(&caller.subsystem, &service, method.as_str(), route)
             .await
             .map_err(internal)?;
-        if !allowed {
+        facts.fields = match &access {
+            Some(crate::registry::Fields::Only(fields)) => Some(fields.clone()),
+            _ => None,
+        };
+        if access.is_none() {
             return Err(GatewayError::access_denied(format!(
                 "{} holds no valid right to {} {} on {service_id}",
                 caller.subsystem,
@@ -838,6 +861,55 @@ impl Gateway {
     }
 
     /// A kept body, decrypted (for the operator and auditors; the CLI's `exchange body`).
+    /// A call by one of the platform's own subsystems (the digital ID asking DOPA's card
+    /// check, say): the same checks, forwarding and record as any consumer's, without a network
+    /// credential. Returns the status and the whole answer (up to 4 MiB: these are questions,
+    /// not transfers).
+    pub async fn call_as_platform(
+        &self,
+        subsystem: &ClientId,
+        method: Method,
+        service: ServiceId,
+        path: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(http::StatusCode, HeaderMap, Bytes), GatewayError> {
+        headers.insert(
+            HeaderName::from_static(p::CLIENT),
+            header_value(&subsystem.to_string()),
+        );
+        let request_id = uuid::Uuid::new_v4().to_string();
+        // As a call over HTTP carries the platform's request id to the provider.
+        headers.insert(
+            HeaderName::from_static("x-request-id"),
+            header_value(&request_id),
+        );
+        let response = self
+            .call(Inbound {
+                method,
+                service,
+                path: path.to_string(),
+                query: None,
+                headers,
+                body: Box::pin(futures::stream::once(
+                    async move { Ok::<_, BoxError>(body) },
+                )),
+                presented: Presented::Platform(subsystem.clone()),
+                request_id,
+            })
+            .await;
+        let (parts, mut stream) = response.into_parts();
+        let mut answer = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| GatewayError::internal(e.to_string()))?;
+            if answer.len() + chunk.len() > 4 * 1024 * 1024 {
+                return Err(GatewayError::internal("the answer is too large"));
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        Ok((parts.status, parts.headers, Bytes::from(answer)))
+    }
+
     pub async fn read_body(&self, id: &str) -> Result<Option<Vec<u8>>, crate::ExchangeError> {
         use saphan_store::sqlx::Row;
         let row =
@@ -886,7 +958,7 @@ impl Gateway {
         headers: HeaderMap,
         body: BodyStream,
         started: Instant,
-        subject_id: Option<String>,
+        private: ProviderOnly,
     ) -> Response<BodyStream> {
         let inner = &self.inner;
         let service_key = service.service_id.key();
@@ -963,7 +1035,7 @@ impl Gateway {
             exp: now_unix() + assertion::LIFETIME_SECS,
             jti: uuid::Uuid::new_v4().to_string(),
             x_road_id: record.x_road_id.clone(),
-            data_subject_id: subject_id,
+            data_subject_id: private.subject_id,
             user: record.user.clone(),
             data_subject: record.data_subject.clone(),
             purpose: record.purpose.clone(),
@@ -971,6 +1043,7 @@ impl Gateway {
             issue: record.issue.clone(),
             req_hash: record.request_hash.clone(),
             req_headers_hash: headers_hash,
+            fields: private.fields,
         };
         match assertion::sign(&inner.keys, &claims) {
             Ok(jws) => {

@@ -171,6 +171,11 @@ CREATE INDEX xr_calls_by_subject ON audit_records (subject, seq) WHERE action = 
 CREATE INDEX xr_calls_by_actor ON audit_records (actor, seq) WHERE action = 'exchange.call';
 ",
     },
+    // Field-level minimisation: a right may release only some fields (JSON array of names).
+    Migration {
+        id: "exchange-0003-right-fields",
+        sql: "ALTER TABLE xr_rights ADD COLUMN fields TEXT;",
+    },
 ];
 
 pub(crate) use saphan_core::clock::{now_text as now_rfc3339, now_unix};

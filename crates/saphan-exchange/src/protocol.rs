@@ -52,6 +52,14 @@ const STRIPPED: &[&str] = &[
     GDX_TOKEN,
     ASSERTION,
     "content-length",
+    // What proxies on either leg add: the consumer's network is not the provider's business, and
+    // a proxy between the gateway and the provider must not break the assertion's binding.
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "via",
     // Client names other than X-Road-Client (which the gateway sets) and the exchange's own
     // response headers: a caller must not speak for the exchange.
     IM_CLIENT,

@@ -134,6 +134,10 @@ pub struct Right {
     pub granted_by: String,
     pub granted_at: String,
     pub revoked_at: Option<String>,
+    /// The top-level fields of the provider's answers this right releases (field-level
+    /// minimisation, enforced by the provider from the signed assertion); none = every field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
 }
 
 impl Right {
@@ -166,6 +170,45 @@ pub struct NewRight {
     /// Unix seconds; none = open-ended.
     #[serde(default)]
     pub valid_until: Option<i64>,
+    /// Only these fields of the answers (e.g. a person's names but not the birth date);
+    /// none = every field.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+}
+
+/// The fields a consumer may receive, as the gateway tells the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fields {
+    All,
+    Only(Vec<String>),
+}
+
+/// Validates a right's field list: 1 to 100 names of letters, digits, `_` and `-`.
+fn field_list(fields: Option<&[String]>) -> Result<Option<Vec<String>>, ExchangeError> {
+    let Some(fields) = fields else {
+        return Ok(None);
+    };
+    let mut out: Vec<String> = fields.iter().map(|f| f.trim().to_string()).collect();
+    out.retain(|f| !f.is_empty());
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > 100 {
+        return Err(ExchangeError::invalid(
+            "fields: name between 1 and 100 fields, or leave it out for every field",
+        ));
+    }
+    if let Some(bad) = out.iter().find(|f| {
+        f.len() > 64
+            || !f
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err(ExchangeError::invalid(format!(
+            "fields: `{}` is not a field name (letters, digits, _ and -)",
+            clip(bad, 40)
+        )));
+    }
+    Ok(Some(out))
 }
 
 fn any() -> String {
@@ -215,6 +258,9 @@ pub struct Decision {
     pub reason: Option<String>,
     #[serde(default)]
     pub valid_until: Option<i64>,
+    /// When approving: only these fields (see [`NewRight::fields`]).
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
 }
 
 struct Cached<V> {
@@ -309,7 +355,7 @@ const SERVICE_COLUMNS: &str = "id, subsystem_id, code, title_th, title_en, backe
     status, created_at, CAST(CASE WHEN openapi IS NULL THEN 0 ELSE 1 END AS BIGINT), log_bodies";
 
 const RIGHT_COLUMNS: &str = "id, service_id, grantee, method, path, legal_basis, valid_from, \
-    valid_until, granted_by, granted_at, revoked_at";
+    valid_until, granted_by, granted_at, revoked_at, fields";
 
 const REQUEST_COLUMNS: &str = "id, service_id, subsystem_id, method, path, purpose, legal_basis, \
     status, reason, requested_by, requested_at, decided_by, decided_at, right_id";
@@ -327,6 +373,9 @@ fn right_from_row(row: &AnyRow) -> Right {
         granted_by: row.get(8),
         granted_at: row.get(9),
         revoked_at: row.get(10),
+        fields: row
+            .get::<Option<String>, _>(11)
+            .and_then(|f| serde_json::from_str(&f).ok()),
     }
 }
 
@@ -1251,9 +1300,10 @@ impl Registry {
             granted_by: subject.actor(),
             granted_at: now_rfc3339(),
             revoked_at: None,
+            fields: field_list(new.fields.as_deref())?,
         };
         sqlx::query(&format!(
-            "INSERT INTO xr_rights ({RIGHT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+            "INSERT INTO xr_rights ({RIGHT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)"
         ))
         .bind(&right.id)
         .bind(service.key())
@@ -1265,6 +1315,12 @@ impl Registry {
         .bind(right.valid_until)
         .bind(&right.granted_by)
         .bind(&right.granted_at)
+        .bind(
+            right
+                .fields
+                .as_ref()
+                .map(|f| serde_json::to_string(f).expect("strings serialise")),
+        )
         .execute(self.db.pool())
         .await?;
         self.record(subject, "exchange.right.grant", &right.service, &right)
@@ -1403,13 +1459,42 @@ impl Registry {
         method: &str,
         path: &str,
     ) -> Result<bool, ExchangeError> {
+        Ok(self
+            .access(consumer, service, method, path)
+            .await?
+            .is_some())
+    }
+
+    /// What `consumer` may receive from `method path` on `service` now: `None` without a right;
+    /// otherwise the fields its covering rights release together (`Fields::All` if any of them
+    /// names no fields).
+    pub async fn access(
+        &self,
+        consumer: &ClientId,
+        service: &Service,
+        method: &str,
+        path: &str,
+    ) -> Result<Option<Fields>, ExchangeError> {
         // The right must cover the endpoint the call *is*; a right's template is never matched
         // against the raw path (a right on /persons/{id} must not open /persons/export).
         let Some(endpoint) = openapi::most_specific(&service.endpoints, method, path) else {
-            return Ok(false);
+            return Ok(None);
         };
         let rights = self.valid_rights(consumer, &service.service_id).await?;
-        Ok(rights.iter().any(|r| covers(&r.endpoint(), endpoint)))
+        let mut access: Option<Fields> = None;
+        for right in rights.iter().filter(|r| covers(&r.endpoint(), endpoint)) {
+            access = Some(match (access, &right.fields) {
+                (Some(Fields::All), _) | (_, None) => Fields::All,
+                (None, Some(only)) => Fields::Only(only.clone()),
+                (Some(Fields::Only(mut have)), Some(only)) => {
+                    have.extend(only.iter().cloned());
+                    have.sort();
+                    have.dedup();
+                    Fields::Only(have)
+                }
+            });
+        }
+        Ok(access)
     }
 
     // ---- access requests ------------------------------------------------------------------
@@ -1547,6 +1632,7 @@ impl Registry {
                         path: request.path.clone(),
                         legal_basis: request.legal_basis.clone(),
                         valid_until: decision.valid_until,
+                        fields: decision.fields.clone(),
                     },
                 )
                 .await?;

@@ -266,6 +266,7 @@ async fn rights_by_endpoint_group_time_and_requests() {
             approve: false,
             reason: None,
             valid_until: None,
+            fields: None,
         };
         assert!(reg
             .decide_access(&admin_of("dopa"), &request.id, &no_reason)
@@ -278,7 +279,8 @@ async fn rights_by_endpoint_group_time_and_requests() {
                 &Decision {
                     approve: true,
                     reason: None,
-                    valid_until: None
+                    valid_until: None,
+                    fields: None,
                 }
             )
             .await,
@@ -292,6 +294,7 @@ async fn rights_by_endpoint_group_time_and_requests() {
                     approve: true,
                     reason: None,
                     valid_until: None,
+                    fields: None,
                 },
             )
             .await
@@ -304,7 +307,8 @@ async fn rights_by_endpoint_group_time_and_requests() {
                 &Decision {
                     approve: true,
                     reason: None,
-                    valid_until: None
+                    valid_until: None,
+                    fields: None,
                 }
             )
             .await,
@@ -359,6 +363,7 @@ async fn rights_by_endpoint_group_time_and_requests() {
                 path: "*".into(),
                 legal_basis: "Revenue Code s.3".into(),
                 valid_until: None,
+                fields: None,
             },
         )
         .await
@@ -372,6 +377,82 @@ async fn rights_by_endpoint_group_time_and_requests() {
             .await
             .unwrap());
 
+        // Field-limited rights: the fields of every covering right together; none = all.
+        let grant_fields = |fields: Option<Vec<&str>>| NewRight {
+            grantee: "GOV/DBD/REGISTRY".into(),
+            method: "GET".into(),
+            path: "/persons/{id}".into(),
+            legal_basis: "letter DGA 0002/2569".into(),
+            valid_until: None,
+            fields: fields.map(|f| f.into_iter().map(String::from).collect()),
+        };
+        assert!(reg
+            .grant_right(
+                &admin_of("dopa"),
+                &sid,
+                &grant_fields(Some(vec!["bad name!"]))
+            )
+            .await
+            .is_err());
+        assert!(reg
+            .grant_right(&admin_of("dopa"), &sid, &grant_fields(Some(vec![])))
+            .await
+            .is_err());
+        let names = reg
+            .grant_right(
+                &admin_of("dopa"),
+                &sid,
+                &grant_fields(Some(vec!["lastName", "firstName"])),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            names.fields.as_deref(),
+            Some(&["firstName".to_string(), "lastName".to_string()][..])
+        );
+        let status = reg
+            .grant_right(
+                &admin_of("dopa"),
+                &sid,
+                &grant_fields(Some(vec!["status", "firstName"])),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            reg.access(&dbd, &service, "GET", "/persons/1")
+                .await
+                .unwrap(),
+            Some(saphan_exchange::registry::Fields::Only(
+                ["firstName", "lastName", "status"]
+                    .map(String::from)
+                    .to_vec()
+            ))
+        );
+        assert_eq!(
+            reg.access(&dbd, &service, "POST", "/persons")
+                .await
+                .unwrap(),
+            None
+        );
+        let all = reg
+            .grant_right(&admin_of("dopa"), &sid, &grant_fields(None))
+            .await
+            .unwrap();
+        assert_eq!(
+            reg.access(&dbd, &service, "GET", "/persons/1")
+                .await
+                .unwrap(),
+            Some(saphan_exchange::registry::Fields::All)
+        );
+        for right in [&names.id, &status.id, &all.id] {
+            reg.revoke_right(&admin_of("dopa"), right).await.unwrap();
+        }
+        // Stored and read back (the rights list shows the fields).
+        assert!(reg.rights(&sid).await.unwrap().iter().any(|r| r
+            .fields
+            .as_deref()
+            .is_some_and(|f| f.contains(&"status".to_string()))));
+
         // A time-bounded right ends by itself.
         let until = time::OffsetDateTime::now_utc().unix_timestamp() + 2;
         reg.grant_right(
@@ -383,6 +464,7 @@ async fn rights_by_endpoint_group_time_and_requests() {
                 path: "/persons/{id}".into(),
                 legal_basis: "letter DGA 0001/2569".into(),
                 valid_until: Some(until),
+                fields: None,
             },
         )
         .await
@@ -407,6 +489,7 @@ async fn rights_by_endpoint_group_time_and_requests() {
                     path: "/secret".into(),
                     legal_basis: "x".into(),
                     valid_until: None,
+                    fields: None,
                 }
             )
             .await
@@ -594,6 +677,7 @@ async fn calls_are_forwarded_logged_and_provable() {
                 path: "/persons/{id}".into(),
                 legal_basis: "s.13".into(),
                 valid_until: None,
+                fields: None,
             },
         )
         .await
@@ -691,6 +775,7 @@ async fn calls_are_forwarded_logged_and_provable() {
                 path: "*".into(),
                 legal_basis: "s.13".into(),
                 valid_until: None,
+                fields: None,
             },
         )
         .await

@@ -11,7 +11,9 @@ use crate::db::{Backend, Db, StoreError};
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     pub id: &'static str,
-    /// SQL for both databases; `{blob}` becomes `BLOB` or `BYTEA`.
+    /// SQL for both databases; `{blob}` becomes `BLOB` or `BYTEA`; `{bytewise}` after a
+    /// `TEXT` column makes it compare byte by byte on both (SQLite's default; PostgreSQL's
+    /// `COLLATE "C"`), so that prefix ranges mean the same everywhere.
     pub sql: &'static str,
 }
 
@@ -34,7 +36,13 @@ impl Migration {
             Backend::Sqlite => "BLOB",
             Backend::Postgres => "BYTEA",
         };
-        self.sql.replace("{blob}", blob)
+        let bytewise = match backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " COLLATE \"C\"",
+        };
+        self.sql
+            .replace("{blob}", blob)
+            .replace("{bytewise}", bytewise)
     }
 }
 
