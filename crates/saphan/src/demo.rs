@@ -62,6 +62,9 @@ fn write_demo_config(config: &Config) -> Result<()> {
     platform::write_private_file(&dir.join("saphan.toml"), &text, true)
 }
 
+/// The demo's population: enough for lists and searches, seeded in seconds.
+const DEMO_PERSONS: u64 = 2_000;
+
 pub async fn run(options: DemoOptions) -> Result<()> {
     let mut config = Config::for_demo(&options.data_dir, options.listen)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -112,6 +115,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         .provide(Arc::new(platform.audit.clone()))
         .provide(Arc::new(directory))
         .provide(Arc::new(exchange))
+        .provide(crate::population::registries_of(&platform))
         .step(PlatformInitialised)
         .step(crate::demo_people::DemoPeople {
             data_dir: platform.config.data_dir.clone(),
@@ -119,7 +123,12 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         })
         .step(crate::demo_exchange::DemoExchange {
             data_dir: platform.config.data_dir.clone(),
+        })
+        .step(crate::population::DemoPopulation {
+            persons: DEMO_PERSONS,
+            seed: options.seed,
             public_url: platform.config.public_url.clone(),
+            data_dir: platform.config.data_dir.clone(),
         })
         .run()
         .await?;

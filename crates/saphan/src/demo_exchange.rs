@@ -1,21 +1,19 @@
-//! The demo's data exchange: the demo agencies as members (GOV/DGA, GOV/DOPA, GOV/DBD), DOPA's
-//! civil-registration subsystem publishing a synthetic `person` service, and DBD's registry
-//! subsystem holding a right to it, a client certificate and a GDX key (written to
-//! `<data-dir>/exchange/`). The service's backend is the demo's own synthetic DOPA endpoint
-//! (`/demo/backends/dopa/...`), reached over HTTP through the gateway like any provider.
+//! The demo's data exchange: the demo agencies as members (GOV/DGA, GOV/DOPA, GOV/DBD), their
+//! subsystems, and DBD's registry subsystem's client certificate and GDX key (written to
+//! `<data-dir>/exchange/`). The registries DOPA publishes, and DBD's right to read persons'
+//! names, come with the population (`population.rs`).
 
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use saphan_exchange::gateway::Gateway;
-use saphan_exchange::registry::{NewMember, NewRight, ServiceSpec};
-use saphan_exchange::{Endpoint, MemberId};
+use saphan_exchange::registry::NewMember;
+use saphan_exchange::MemberId;
 use saphan_identity::Subject;
 use saphan_seed::{SeedContext, SeedResult, SeedStep};
 
 pub struct DemoExchange {
     pub data_dir: PathBuf,
-    pub public_url: String,
 }
 
 impl SeedStep for DemoExchange {
@@ -76,48 +74,7 @@ impl SeedStep for DemoExchange {
                     .or_else(already_there)
                     .map_err(fail)?;
             }
-            let civreg = registry.parse_subsystem("GOV/DOPA/CIVREG").map_err(fail)?;
             let dbd = registry.parse_subsystem("GOV/DBD/REGISTRY").map_err(fail)?;
-            let service = registry
-                .put_service(
-                    &operator,
-                    &civreg,
-                    &ServiceSpec {
-                        code: "person".into(),
-                        title_th: "ข้อมูลทะเบียนราษฎร (สังเคราะห์)".into(),
-                        title_en: "Civil registration record (synthetic)".into(),
-                        backend_url: format!(
-                            "{}/demo/backends/dopa/civreg",
-                            self.public_url.trim_end_matches('/')
-                        ),
-                        openapi: None,
-                        endpoints: vec![Endpoint::new("GET", "/persons/{id}")
-                            .map_err(|e| fail(saphan_exchange::ExchangeError::Invalid(e)))?],
-                        classification: "confidential".into(),
-                        personal_data: true,
-                        consent_required: false,
-                        purposes: vec!["business-registration".into()],
-                        rate_limit_per_min: 600,
-                        timeout_secs: 5,
-                        log_bodies: false,
-                    },
-                )
-                .await
-                .map_err(fail)?;
-            registry
-                .grant_right(
-                    &operator,
-                    &service.service_id,
-                    &NewRight {
-                        grantee: dbd.to_string(),
-                        method: "GET".into(),
-                        path: "/persons/{id}".into(),
-                        legal_basis: "Digital Government Act B.E. 2562 s.13 (demo)".into(),
-                        valid_until: None,
-                    },
-                )
-                .await
-                .map_err(fail)?;
             let cert = gateway
                 .credentials()
                 .issue_certificate(&operator, &dbd, None, 365)
@@ -170,10 +127,10 @@ pub fn print_example(data_dir: &std::path::Path, base: &str, tls: Option<std::ne
     if !dir.join("dbd-registry.crt").exists() {
         return;
     }
-    println!("  Data exchange / แลกเปลี่ยนข้อมูล: DBD's registry asks DOPA for a person record:");
+    println!("  Data exchange / แลกเปลี่ยนข้อมูล: DBD's registry reads a person from DOPA's civil registry (names only: its right):");
     if let Some(tls) = tls {
         println!(
-            "    curl --cacert <(curl -s {base}/api/v1/platform/ca.pem) --cert {d}/dbd-registry.crt --key {d}/dbd-registry.key \\\n      -H 'X-Road-Client: TH/GOV/DBD/REGISTRY' -H 'Saphan-Purpose: business-registration' \\\n      https://localhost:{port}/r1/TH/GOV/DOPA/CIVREG/person/persons/<national id from demo-logins.json>",
+            "    curl --cacert <(curl -s {base}/api/v1/platform/ca.pem) --cert {d}/dbd-registry.crt --key {d}/dbd-registry.key \\\n      -H 'X-Road-Client: TH/GOV/DBD/REGISTRY' -H 'Content-Type: application/json' \\\n      -d '{{\"query\": {{\"content\": {{\"nationalId\": \"<national id from demo-logins.json>\"}}}}}}' \\\n      https://localhost:{port}/r1/TH/GOV/DOPA/CIVREG/person-v1/data/person/1.0/read",
             d = dir.display(),
             port = tls.port()
         );

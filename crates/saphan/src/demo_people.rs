@@ -349,15 +349,21 @@ impl SeedStep for DemoPeople {
     }
 }
 
+/// The demo's sign-ins from `demo-logins.json` (none if it is missing or unreadable).
+pub fn read_logins(data_dir: &std::path::Path) -> Vec<DemoLogin> {
+    std::fs::read_to_string(data_dir.join(LOGINS_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
 /// Prints the demo's sign-ins from `demo-logins.json`, if it exists.
 pub fn print_logins(data_dir: &std::path::Path, base: &str) {
     let path = data_dir.join(LOGINS_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let logins = read_logins(data_dir);
+    if logins.is_empty() {
         return;
-    };
-    let Ok(logins) = serde_json::from_str::<Vec<DemoLogin>>(&text) else {
-        return;
-    };
+    }
     println!(
         "  Sign in / เข้าสู่ระบบ:        {base}/account   (synthetic people; all in {})",
         path.display()

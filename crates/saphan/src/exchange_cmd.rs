@@ -65,6 +65,9 @@ pub enum ExchangeCommand {
         /// Unix seconds.
         #[arg(long)]
         valid_until: Option<i64>,
+        /// Release only these fields of the answers (comma-separated); default: all.
+        #[arg(long)]
+        fields: Option<String>,
     },
     /// Revoke a right by its id.
     Revoke { right: String },
@@ -119,6 +122,32 @@ pub enum ExchangeCommand {
         /// Where to write it; standard output when absent.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Sign the exchange's assertion for one request to a provider's backend, as the gateway
+    /// would (to test a backend without a consumer; the registry benchmark's direct row). Send
+    /// exactly these headers, this body and `Saphan-Exchange-Assertion: <printed>` within 60 s.
+    /// Needs the key store.
+    Assert {
+        /// The service, `TH/CLASS/MEMBER/SUBSYSTEM/CODE`.
+        #[arg(long)]
+        service: String,
+        /// The consumer subsystem the provider is told about.
+        #[arg(long)]
+        consumer: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The path (and query) after the service's backend URL, e.g. `/data/person/1.0/read`.
+        #[arg(long)]
+        path: String,
+        /// A header the request carries, `Name: value` (repeat).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The request body, from this file.
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// Release only these fields (comma-separated), as a field-limited right would.
+        #[arg(long)]
+        fields: Option<String>,
     },
     /// Verify exported evidence offline (no database needed).
     Verify {
@@ -232,6 +261,7 @@ pub async fn run(config: &Config, command: ExchangeCommand) -> Result<ExitCode> 
                 path,
                 legal_basis,
                 valid_until,
+                fields,
             } => {
                 let id = gateway.registry().parse_service(&service)?;
                 let r = gateway
@@ -245,6 +275,8 @@ pub async fn run(config: &Config, command: ExchangeCommand) -> Result<ExitCode> 
                             path,
                             legal_basis,
                             valid_until,
+                            fields: fields
+                                .map(|f| f.split(',').map(|s| s.trim().to_string()).collect()),
                         },
                     )
                     .await?;
@@ -375,6 +407,67 @@ pub async fn run(config: &Config, command: ExchangeCommand) -> Result<ExitCode> 
                         std::io::stdout().write_all(&body)?;
                     }
                 }
+            }
+            ExchangeCommand::Assert {
+                service,
+                consumer,
+                method,
+                path,
+                headers,
+                body,
+                fields,
+            } => {
+                let mut map = http::HeaderMap::new();
+                for header in &headers {
+                    let (name, value) = header.split_once(':').with_context(|| {
+                        format!("--header `{header}`: write it as `Name: value`")
+                    })?;
+                    map.append(
+                        http::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+                            .with_context(|| format!("--header `{header}`: not a header name"))?,
+                        http::HeaderValue::from_str(value.trim())
+                            .with_context(|| format!("--header `{header}`: not a header value"))?,
+                    );
+                }
+                let body = body
+                    .map(|p| {
+                        std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
+                    })
+                    .transpose()?;
+                let x_road_id = map
+                    .get("x-road-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("operator-test")
+                    .to_string();
+                let jws = saphan_exchange::assertion::for_request(
+                    &state.keys,
+                    &saphan_exchange::assertion::Request {
+                        issuer: &config.public_url,
+                        service: &service,
+                        consumer: &consumer,
+                        method: &method.to_ascii_uppercase(),
+                        path_and_query: &path,
+                        headers: &map,
+                        body: body.as_deref(),
+                        x_road_id: &x_road_id,
+                        fields: fields
+                            .map(|f| f.split(',').map(|s| s.trim().to_string()).collect()),
+                    },
+                )?;
+                // Whoever holds the key store can speak for any consumer: it is on the record.
+                node.audit
+                    .append(saphan_audit::AuditEntry::new(
+                        "operator",
+                        "exchange.assertion.minted",
+                        format!("service:{service}"),
+                        &serde_json::json!({
+                            "consumer": consumer,
+                            "method": method,
+                            "path_sha256": saphan_crypto::sha256_hex(&path),
+                        }),
+                    ))
+                    .await?;
+                println!("{jws}");
             }
             ExchangeCommand::Verify { .. } => unreachable!("handled above"),
         }

@@ -12,6 +12,7 @@ mod exchange_cmd;
 mod identity_cmd;
 mod keys_cmd;
 mod platform;
+mod population;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +83,9 @@ enum Command {
     /// The data exchange: registry, message log, evidence.
     #[command(subcommand)]
     Exchange(exchange_cmd::ExchangeCommand),
+    /// Generate synthetic data into the registries.
+    #[command(subcommand)]
+    Seed(population::SeedCommand),
     /// Print the OpenAPI 3.1 document.
     Openapi,
 }
@@ -123,6 +127,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 serve: !no_serve,
             })
             .await?;
+        }
+        Command::Seed(command) => {
+            let config = load()?;
+            init_logging(&config, "warn");
+            population::run_seed(config, command).await?;
         }
         Command::Serve => {
             let config = load()?;

@@ -20,6 +20,7 @@ pub fn migrations() -> Vec<Migration> {
         saphan_identity::MIGRATIONS,
         saphan_oidc::MIGRATIONS,
         saphan_exchange::MIGRATIONS,
+        saphan_registry::MIGRATIONS,
     ]
     .concat()
 }
