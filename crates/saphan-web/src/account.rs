@@ -13,10 +13,18 @@ use crate::portal::LangQuery;
 use crate::problem::ApiProblem;
 use crate::state::AppState;
 
+#[derive(Deserialize)]
+pub(crate) struct AccountQuery {
+    /// The card check's outcome, after [`idcard_check`].
+    #[serde(default)]
+    idcard: String,
+}
+
 pub(crate) async fn account_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<LangQuery>,
+    Query(outcome): Query<AccountQuery>,
 ) -> Result<Response, ApiProblem> {
     let Some(session) = current_session(&state, &headers).await? else {
         return Ok(see_other("/signin"));
@@ -74,6 +82,12 @@ pub(crate) async fn account_page(
             apps => minijinja::Value::from_serialize(&apps),
             roles => minijinja::Value::from_serialize(&roles),
             act_for => minijinja::Value::from_serialize(&act_for),
+            idcard_check => identity.national_id.is_some()
+                && !state.config.identity.idcard_check_service.is_empty(),
+            idcard => match outcome.idcard.as_str() {
+                o @ ("verified" | "mismatch" | "invalid" | "unavailable") => o,
+                _ => "",
+            },
         },
     ))
 }
@@ -391,4 +405,95 @@ pub(crate) async fn totp_remove(
     require_full_strength(&state, &session).await?;
     state.directory.remove_totp(&session.identity_id).await?;
     Ok(see_other("/account"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct IdCardCheck {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    laser_code: String,
+}
+
+/// Raises a citizen's identity assurance with their ID card: the digital ID asks the civil
+/// registry's card check through the exchange (national id and Thai names from the account,
+/// birth date and laser code as typed), and on a match records IAL 2.1 (evidence checked
+/// remotely against the authoritative source) proofed by
+/// `remote:dopa-idcard`. The answer comes back to the account page as `?idcard=...`.
+pub(crate) async fn idcard_check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<IdCardCheck>,
+) -> Result<Response, ApiProblem> {
+    let Some(session) = account_action(&state, &headers, &form.csrf).await? else {
+        return Ok(see_other("/signin"));
+    };
+    let back = |outcome: &str| Ok(see_other(&format!("/account?idcard={outcome}#idcard")));
+    let Some(identity) = state.directory.get(&session.identity_id).await? else {
+        return Ok(see_other("/signin"));
+    };
+    let Some(nid) = identity.national_id else {
+        return back("not-citizen");
+    };
+    let laser: String = form
+        .laser_code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let laser_ok = laser.len() == 12
+        && laser[..2].chars().all(|c| c.is_ascii_uppercase())
+        && laser[2..].chars().all(|c| c.is_ascii_digit());
+    let birth = form.birth_date.trim();
+    let birth_ok = time::Date::parse(
+        birth,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .is_ok();
+    if !laser_ok || !birth_ok {
+        return back("invalid");
+    }
+    let service = &state.config.identity.idcard_check_service;
+    if service.is_empty() {
+        return back("unavailable");
+    }
+    let (first, last) = identity
+        .name
+        .th
+        .split_once(' ')
+        .map(|(f, l)| (f.to_string(), l.to_string()))
+        .unwrap_or_else(|| (identity.name.th.to_string(), String::new()));
+    let outcome = saphan_registry::service::check_idcard(
+        &state.exchange,
+        &state.config.identity.exchange_subsystem,
+        service,
+        &saphan_registry::service::IdCard {
+            national_id: nid.digits(),
+            first_name_th: first,
+            last_name_th: last,
+            birth_date: birth.to_string(),
+            laser_code: laser,
+        },
+    )
+    .await;
+    match outcome {
+        Ok(true) => {
+            state
+                .directory
+                .reproof(
+                    &identity.id,
+                    saphan_identity::Ial::L2_1,
+                    "remote:dopa-idcard",
+                )
+                .await?;
+            back("verified")
+        }
+        Ok(false) => back("mismatch"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the ID card check could not be asked");
+            back("unavailable")
+        }
+    }
 }

@@ -34,46 +34,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/getOpenAPI", get(meta_without_prefix))
         .route("/ws/auth/validate", get(gdx_validate))
         .route("/api/v1/exchange/token", post(token))
-        .route(
-            "/demo/backends/dopa/civreg/persons/{id}",
-            get(demo_civil_registration),
-        )
-}
-
-/// The demo's synthetic DOPA civil-registration backend, called through the gateway like any
-/// provider. Only a demo platform answers; it knows the demo's synthetic people.
-async fn demo_civil_registration(
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    if !state.demo {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let Ok(nid) = id.parse::<saphan_core::NationalId>() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "not a national id"})),
-        )
-            .into_response();
-    };
-    match state
-        .directory
-        .find(&saphan_identity::LoginId::NationalId(nid))
-        .await
-    {
-        Ok(Some(person)) => Json(json!({
-            "national_id": nid.digits(),
-            "name": person.name,
-            "source": "synthetic demo registry",
-        }))
-        .into_response(),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such person"})),
-        )
-            .into_response(),
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
 }
 
 fn into_response(response: http::Response<BodyStream>) -> Response {

@@ -210,6 +210,7 @@ fn label(name: &str) -> (&'static str, &'static str) {
         "jwks" => ("กุญแจสาธารณะ (JWKS)", "Public keys (JWKS)"),
         "grantee" => ("ผู้ได้รับสิทธิ์", "Grantee"),
         "legal_basis" => ("ฐานทางกฎหมาย", "Legal basis"),
+        "fields" => ("ฟิลด์ที่เปิดเผย", "Fields released"),
         "valid_until" => ("ใช้ได้ถึง", "Valid through"),
         "valid_days" => ("อายุใบรับรอง", "Certificate validity"),
         "right" => ("สิทธิ์", "Right"),
@@ -414,6 +415,7 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
                 path: f.optional("path").unwrap_or_else(|| "*".into()),
                 legal_basis: f.required("legal_basis")?,
                 valid_until: f.until("valid_until")?,
+                fields: Some(f.list("fields")).filter(|l| !l.is_empty()),
             };
             let right = registry.grant_right(subject, &service, &new).await?;
             Ok(json!({ "th": "ให้สิทธิ์แล้ว", "en": "Right granted", "id": right.id }))
@@ -455,6 +457,7 @@ async fn perform(state: &AppState, subject: &Subject, f: &Fields) -> Result<Valu
                 approve: f.choice("approve")?,
                 reason: f.optional("reason"),
                 valid_until: f.until("valid_until")?,
+                fields: Some(f.list("fields")).filter(|l| !l.is_empty()),
             };
             let decided = registry
                 .decide_access(subject, &f.required("request")?, &decision)

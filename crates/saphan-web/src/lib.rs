@@ -20,6 +20,7 @@ mod openapi;
 mod passkey;
 mod portal;
 mod problem;
+mod registry_backend;
 mod server;
 mod signin;
 mod state;
@@ -36,6 +37,7 @@ pub use exchange::PeerCertificate;
 pub use openapi::openapi_document;
 pub use portal::PortalService;
 pub use problem::ApiProblem;
+pub use registry_backend::PREFIX as REGISTRY_BACKEND;
 pub use server::{router, serve};
 pub use state::{AdminToken, AppState};
 

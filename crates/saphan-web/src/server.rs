@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -15,7 +15,7 @@ use crate::middleware::{self, REQUEST_ID};
 use crate::state::AppState;
 use crate::{
     account, admin, exchange, exchange_api, identity_admin, identity_api, oidc, passkey, portal,
-    signin, system,
+    registry_backend, signin, system,
 };
 
 /// The whole platform's router.
@@ -56,6 +56,10 @@ fn routes() -> Router<AppState> {
         .route("/openapi.json", get(system::openapi_json))
         .route("/api-docs", get(system::api_docs))
         .route("/problems/{slug}", get(system::problem_type))
+        .route(
+            &format!("{}/{{*rest}}", registry_backend::PREFIX),
+            any(registry_backend::handle),
+        )
         .route("/api/v1/platform/keys", get(system::public_keys))
         .route("/api/v1/platform/jwks.json", get(system::jwks))
         .route("/api/v1/platform/ca.pem", get(system::ca_certificate))
@@ -108,6 +112,7 @@ fn routes() -> Router<AppState> {
         .route("/account/totp", post(account::totp_begin))
         .route("/account/totp/confirm", post(account::totp_confirm))
         .route("/account/totp/remove", post(account::totp_remove))
+        .route("/account/idcard", post(account::idcard_check))
         .route(
             "/recover",
             get(account::recover_page).post(account::recover_submit),

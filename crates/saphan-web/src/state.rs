@@ -60,6 +60,8 @@ pub struct AppState {
     pub passkeys: Option<saphan_identity::Passkeys>,
     /// The data exchange: registry, credentials and the gateway.
     pub exchange: saphan_exchange::gateway::Gateway,
+    /// The registry engine (served behind the exchange).
+    pub registries: saphan_registry::Registries,
 }
 
 impl AppState {
@@ -106,7 +108,10 @@ impl AppState {
             &config.exchange,
         )
         .expect("the gateway's HTTP client builds");
+        let registries =
+            saphan_registry::Registries::new(db.clone(), audit.clone(), directory.clone());
         AppState {
+            registries,
             exchange,
             passkeys,
             directory,

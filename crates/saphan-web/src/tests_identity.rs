@@ -33,6 +33,7 @@ pub(crate) async fn world(db: Db) -> World {
         saphan_identity::MIGRATIONS,
         saphan_oidc::MIGRATIONS,
         saphan_exchange::MIGRATIONS,
+        saphan_registry::MIGRATIONS,
     ]
     .concat();
     db.migrate(&migrations).await.unwrap();
