@@ -120,8 +120,8 @@ def start_saphan(binary, tmp, port, database_url):
     return proc, base, data
 
 
-def setup(base, data, backend_port):
-    """Provider, consumer, service, right, token, a citizen's consent: the whole path of (c)."""
+def admin_api(base, data):
+    """The platform's admin API with the demo's admin token: a session and a checked `call`."""
     token = open(os.path.join(data, "admin-token")).read().strip()
     admin = requests.Session()
     admin.headers["Authorization"] = f"Bearer {token}"
@@ -131,6 +131,35 @@ def setup(base, data, backend_port):
         if r.status_code not in status:
             sys.exit(f"bench setup: {method} {path} -> {r.status_code} {r.text[:300]}")
         return r.json() if r.content else None
+
+    return admin, call
+
+
+def consumer_token(base, call, member, subsystem):
+    """An OAuth key for the consumer subsystem GOV/member/subsystem and a bearer token
+    (private_key_jwt), through the admin API's `call`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "kid": "bench", "alg": "ES256"}
+    call("PUT", f"/api/v1/exchange/subsystems/GOV/{member}/{subsystem}/keys", {"keys": [jwk]})
+    client = f"TH/GOV/{member}/{subsystem}"
+    assertion = jwt.encode({"iss": client, "sub": client, "aud": base + "/api/v1/exchange/token",
+                            "exp": int(time.time()) + 300, "jti": uuid.uuid4().hex},
+                           key, algorithm="ES256", headers={"kid": "bench"})
+    r = requests.post(base + "/api/v1/exchange/token", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion}, timeout=30)
+    if r.status_code != 200:
+        sys.exit(f"bench setup: token -> {r.status_code} {r.text[:300]}")
+    bearer = r.json()["access_token"]
+    return bearer
+
+
+def setup(base, data, backend_port):
+    """Provider, consumer, service, right, token, a citizen's consent: the whole path of (c)."""
+    admin, call = admin_api(base, data)
 
     suffix = uuid.uuid4().hex[:6].upper()
     prov, cons = f"BENCHP{suffix}", f"BENCHC{suffix}"
@@ -147,22 +176,8 @@ def setup(base, data, backend_port):
         "personal_data": True, "consent_required": True, "purposes": ["bench"]})
     call("POST", f"/api/v1/exchange/services/GOV/{prov}/API/data/rights",
          {"grantee": f"GOV/{cons}/APP", "method": "GET", "path": "/data/{id}", "legal_basis": "benchmark"})
-    key = ec.generate_private_key(ec.SECP256R1())
-    numbers = key.public_key().public_numbers()
-    b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "kid": "bench", "alg": "ES256"}
-    call("PUT", f"/api/v1/exchange/subsystems/GOV/{cons}/APP/keys", {"keys": [jwk]})
     client = f"TH/GOV/{cons}/APP"
-    assertion = jwt.encode({"iss": client, "sub": client, "aud": base + "/api/v1/exchange/token",
-                            "exp": int(time.time()) + 300, "jti": uuid.uuid4().hex},
-                           key, algorithm="ES256", headers={"kid": "bench"})
-    r = requests.post(base + "/api/v1/exchange/token", data={
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion}, timeout=30)
-    if r.status_code != 200:
-        sys.exit(f"bench setup: token -> {r.status_code} {r.text[:300]}")
-    bearer = r.json()["access_token"]
+    bearer = consumer_token(base, call, cons, "APP")
     # A citizen signs in (password-only demo person) and consents.
     logins = json.load(open(os.path.join(data, "demo-logins.json")))
     people = logins if isinstance(logins, list) else logins.get("people", logins.get("logins", []))
@@ -229,6 +244,30 @@ def fresh_postgres(server):
     return server.rsplit("/", 1)[0] + "/" + name, name
 
 
+def stop_saphan(proc):
+    """Stops a platform started by start_saphan (gracefully, then by force)."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def on_each_database(postgres_server, run_one):
+    """`run_one(database_url, label)` on SQLite (url None), then on a fresh PostgreSQL database
+    of `postgres_server` if given (dropped afterwards); True if every run met its targets."""
+    ok = run_one(None, "SQLite")
+    if postgres_server:
+        url, name = fresh_postgres(postgres_server)
+        try:
+            ok = run_one(url, "PostgreSQL") and ok
+        finally:
+            subprocess.run(["psql", postgres_server, "-qAtc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+    return ok
+
+
 def run(binary, database_url, label, bare_binary=None):
     tmp = tempfile.mkdtemp(prefix="saphan-bench-")
     backend_port, proxy_port, saphan_port, bare_port = free_port(), free_port(), free_port(), free_port()
@@ -282,12 +321,7 @@ added median latency (c)-(a) at half of (c)'s peak ({achieved:.0f} req/s achieve
 calls recorded in the message log during the run: {logged}""")
         return ratio >= 0.8 and added <= 1.0
     finally:
-        if saphan is not None:
-            saphan.terminate()
-            try:
-                saphan.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                saphan.kill()
+        stop_saphan(saphan)
         if bare is not None:
             bare.terminate()
             bare.wait(timeout=10)
@@ -305,13 +339,7 @@ def main():
     parser.add_argument("--bare", help="the bare_proxy example binary, for row (d)")
     args = parser.parse_args()
     ensure_tools()
-    ok = run(args.bin, None, "SQLite", args.bare)
-    if args.postgres:
-        url, name = fresh_postgres(args.postgres)
-        try:
-            ok = run(args.bin, url, "PostgreSQL", args.bare) and ok
-        finally:
-            subprocess.run(["psql", args.postgres, "-qAtc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+    ok = on_each_database(args.postgres, lambda url, label: run(args.bin, url, label, args.bare))
     # The targets are reported, not enforced: these machines are shared and noisy.
     print("\nbench: targets met" if ok else "\nbench: a target was missed (see above)")
 

@@ -320,7 +320,10 @@ fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool
 /// Installs a Python suite's requirements unless they import already.
 fn ensure_python_packages(root: &Path, requirements: &str) -> Result<()> {
     let present = Command::new("python3")
-        .args(["-c", "import pytest, requests, jwt, cryptography"])
+        .args([
+            "-c",
+            "import pytest, requests, jwt, cryptography, openapi_core, yaml",
+        ])
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
@@ -362,6 +365,11 @@ fn bench() -> Result<bool> {
     for (name, package, bench) in [
         ("audit-log append benchmark", "saphan-audit", "append"),
         ("sign-in benchmark", "saphan-web", "signin"),
+        (
+            "population generation benchmark",
+            "saphan-population",
+            "generation",
+        ),
     ] {
         let mut command = cargo();
         command
@@ -405,6 +413,19 @@ fn bench() -> Result<bool> {
                 .arg(target.join("release").join("saphan"))
                 .arg("--bare")
                 .arg(target.join("release").join("examples").join("bare_proxy"))
+                .arg("--postgres")
+                .arg(
+                    std::env::var("SAPHAN_BENCH_POSTGRES_URL")
+                        .unwrap_or_else(|_| DEFAULT_POSTGRES.into()),
+                ),
+        )?;
+        ok &= run(
+            "registry benchmark (person-by-id through the exchange against direct)",
+            Command::new("python3")
+                .current_dir(&root)
+                .arg("bench/registry.py")
+                .arg("--bin")
+                .arg(target.join("release").join("saphan"))
                 .arg("--postgres")
                 .arg(
                     std::env::var("SAPHAN_BENCH_POSTGRES_URL")
