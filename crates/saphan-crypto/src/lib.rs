@@ -10,6 +10,8 @@ mod ca;
 mod jwk;
 mod keys;
 mod keystore;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timestamp;
 
 pub use ca::{CertificateKind, CertificateRequest, IssuedCertificate};

@@ -2,13 +2,12 @@
 //! change what, rights by endpoint, group and time, access requests, consent checks, and a
 //! call through the gateway to a real HTTP backend whose record carries its evidence.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use saphan_audit::AuditLog;
 use saphan_core::config::{AuditConfig, ExchangeConfig, IdentityConfig};
 use saphan_core::{NationalId, Text};
-use saphan_crypto::{KeyStore, Passphrase};
 use saphan_exchange::consent::{ConsentRefusal, NewConsent};
 use saphan_exchange::credentials::Credentials;
 use saphan_exchange::gateway::{BodyStream, Gateway, Presented};
@@ -17,16 +16,7 @@ use saphan_exchange::{Endpoint, ExchangeError, MemberId, Registry};
 use saphan_identity::{AgencyRole, Directory, Ial, LoginId, NewIdentity, Role, Subject};
 use saphan_store::Db;
 
-fn keys() -> Arc<KeyStore> {
-    static KEYS: OnceLock<(tempfile::TempDir, Arc<KeyStore>)> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::create(&dir.path().join("k.json"), &Passphrase::new("t")).unwrap();
-        (dir, Arc::new(store))
-    })
-    .1
-    .clone()
-}
+use saphan_crypto::testing::shared_keys as keys;
 
 struct World {
     registry: Registry,

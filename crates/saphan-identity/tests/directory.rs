@@ -2,28 +2,16 @@
 //! recovery lowering assurance visibly, roles through the authorization layer, act-for, and
 //! every change in the audit log.
 
-use std::sync::{Arc, OnceLock};
-
 use saphan_audit::AuditLog;
 use saphan_core::config::{AuditConfig, IdentityConfig};
 use saphan_core::{NationalId, Text};
-use saphan_crypto::{KeyStore, Passphrase};
 use saphan_identity::{
     totp, ActFor, Agency, Directory, Ial, LoginId, NewIdentity, PasswordAttempt, Role, SignInError,
     Subject,
 };
 use saphan_store::Db;
 
-fn keys() -> Arc<KeyStore> {
-    static KEYS: OnceLock<(tempfile::TempDir, Arc<KeyStore>)> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::create(&dir.path().join("k.json"), &Passphrase::new("t")).unwrap();
-        (dir, Arc::new(store))
-    })
-    .1
-    .clone()
-}
+use saphan_crypto::testing::shared_keys as keys;
 
 async fn directory(db: &Db) -> Directory {
     let migrations: Vec<_> = saphan_audit::MIGRATIONS

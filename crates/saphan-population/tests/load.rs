@@ -1,25 +1,13 @@
 //! Loading a population on both databases: it grows with its own seed, a repeated or resumed
 //! load adds nothing twice, and another seed is refused rather than mixed in.
 
-use std::sync::{Arc, OnceLock};
-
 use saphan_audit::AuditLog;
 use saphan_core::config::{AuditConfig, IdentityConfig};
-use saphan_crypto::{KeyStore, Passphrase};
 use saphan_identity::Directory;
 use saphan_population::{load, DemoRegistries};
 use saphan_registry::{Caller, ListQuery, Registries, RegistryError};
 
-fn keys() -> Arc<KeyStore> {
-    static KEYS: OnceLock<(tempfile::TempDir, Arc<KeyStore>)> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::create(&dir.path().join("k.json"), &Passphrase::new("t")).unwrap();
-        (dir, Arc::new(store))
-    })
-    .1
-    .clone()
-}
+use saphan_crypto::testing::shared_keys as keys;
 
 #[tokio::test]
 async fn a_population_grows_with_its_own_seed_only() {

@@ -2,26 +2,14 @@
 //! the GovStack operations' semantics, indexed search with cursors, field-level minimisation
 //! (including through readValue, search and history) and the data-usage history.
 
-use std::sync::{Arc, OnceLock};
-
 use saphan_audit::AuditLog;
 use saphan_core::config::{AuditConfig, IdentityConfig};
-use saphan_crypto::{KeyStore, Passphrase};
 use saphan_identity::Directory;
 use saphan_registry::{Caller, ListQuery, NewDefinition, Registries, RegistryError};
 use saphan_store::Db;
 use serde_json::{json, Map, Value};
 
-fn keys() -> Arc<KeyStore> {
-    static KEYS: OnceLock<(tempfile::TempDir, Arc<KeyStore>)> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::create(&dir.path().join("k.json"), &Passphrase::new("t")).unwrap();
-        (dir, Arc::new(store))
-    })
-    .1
-    .clone()
-}
+use saphan_crypto::testing::shared_keys as keys;
 
 async fn registries(db: &Db) -> Registries {
     let migrations: Vec<_> = [
