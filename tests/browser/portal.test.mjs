@@ -55,10 +55,14 @@ test('works without JavaScript: the language switch is a plain link', async () =
   await context.close();
 });
 
-for (const path of ['/api-docs?lang=en', '/admin?lang=th', '/no-such-page?lang=en', '/recover?lang=th', '/signin?lang=en']) {
+for (const path of [
+  '/api-docs?lang=en', '/admin?lang=th', '/no-such-page?lang=en', '/recover?lang=th', '/signin?lang=en',
+  '/services?lang=th', '/services?lang=en&q=restaurant', '/services/open-a-restaurant?lang=th',
+  '/services/food-business-permit?lang=th', '/services/tm47-90-day-report?lang=en',
+]) {
   test(`page ${path} has no serious axe violations`, async () => {
     const { context, page } = await open(path);
-    const name = path.replace(/[^a-z]+/g, '-').replace(/^-|-$/g, '');
+    const name = path.replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
     await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
     assert.deepEqual(await seriousViolations(page), []);
     await context.close();

@@ -194,9 +194,13 @@ fn test(args: &[String]) -> Result<bool> {
         "data exchange from outside (Python requests: mTLS, tokens, GDX, X-Road rules) on SQLite",
         exchange_suite(&root, &base_url, tls_port, &data, demo.0.id())?,
     ));
+    outcomes.push((
+        "one-stop catalogue from outside (GovStack Registration, openapi-core, jsonschema) on SQLite",
+        onestop_suite(&root, &base_url, &data)?,
+    ));
     if let Some(url) = &postgres {
         outcomes.push((
-            "data exchange from outside on PostgreSQL",
+            "data exchange and one-stop catalogue from outside on PostgreSQL",
             exchange_on_postgres(&root, &binary, url)?,
         ));
     }
@@ -264,7 +268,26 @@ fn exchange_suite(
     run("exchange suite", &mut pytest)
 }
 
-/// A second demo platform on a fresh PostgreSQL database, for the exchange suite.
+/// The one-stop suite (tests/onestop, pytest + requests + openapi-core + jsonschema) against a
+/// running platform.
+fn onestop_suite(root: &Path, base_url: &str, data: &Path) -> Result<bool> {
+    let mut pytest = Command::new("python3");
+    pytest
+        .current_dir(root)
+        .args([
+            "-m",
+            "pytest",
+            "tests/onestop",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ])
+        .env("BASE_URL", base_url)
+        .env("SAPHAN_DATA_DIR", data);
+    run("one-stop suite", &mut pytest)
+}
+
+/// A second demo platform on a fresh PostgreSQL database, for the exchange and one-stop suites.
 fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool> {
     let name = format!("saphan_test_xtask_{}", &random_hex()[..12]);
     let psql = |sql: &str| {
@@ -303,14 +326,10 @@ fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool
                 .context("cannot start saphan demo on PostgreSQL")?,
         );
         wait_ready(port, &mut demo.0)?;
-        let ok = exchange_suite(
-            root,
-            &format!("http://localhost:{port}"),
-            tls_port,
-            &data,
-            demo.0.id(),
-        )?;
-        Ok::<_, anyhow::Error>(ok && demo.stop()?)
+        let base_url = format!("http://localhost:{port}");
+        let exchange = exchange_suite(root, &base_url, tls_port, &data, demo.0.id())?;
+        let onestop = onestop_suite(root, &base_url, &data)?;
+        Ok::<_, anyhow::Error>(exchange && onestop && demo.stop()?)
     })();
     let _ = std::fs::remove_dir_all(&data);
     psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
@@ -322,7 +341,7 @@ fn ensure_python_packages(root: &Path, requirements: &str) -> Result<()> {
     let present = Command::new("python3")
         .args([
             "-c",
-            "import pytest, requests, jwt, cryptography, openapi_core, yaml",
+            "import pytest, requests, jwt, cryptography, openapi_core, yaml, jsonschema",
         ])
         .stderr(Stdio::null())
         .status()

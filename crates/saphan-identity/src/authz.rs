@@ -7,7 +7,8 @@
 //!   never to themselves) and manages that agency's OpenID clients.
 //! - `reviewer` reviews the agency's applications; `approver` reviews and approves; `signer` signs
 //!   the agency's documents; `exchange-admin` administers its data exchange; `catalog-editor`
-//!   edits its open-data catalog; any official of the agency may read its audit trail.
+//!   edits its open-data catalog; `procedure-editor` publishes its procedures in the one-stop
+//!   catalogue; any official of the agency may read its audit trail.
 //! - Roles act only inside their own agency.
 
 use std::fmt;
@@ -25,17 +26,19 @@ pub enum Role {
     Signer,
     ExchangeAdmin,
     CatalogEditor,
+    ProcedureEditor,
     PlatformAdmin,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::AgencyAdmin,
         Role::Reviewer,
         Role::Approver,
         Role::Signer,
         Role::ExchangeAdmin,
         Role::CatalogEditor,
+        Role::ProcedureEditor,
         Role::PlatformAdmin,
     ];
 
@@ -47,6 +50,7 @@ impl Role {
             Role::Signer => "signer",
             Role::ExchangeAdmin => "exchange-admin",
             Role::CatalogEditor => "catalog-editor",
+            Role::ProcedureEditor => "procedure-editor",
             Role::PlatformAdmin => "platform-admin",
         }
     }
@@ -60,6 +64,7 @@ impl Role {
             Role::Signer => Text::new("ผู้ลงนาม", "Signer"),
             Role::ExchangeAdmin => Text::new("ผู้ดูแลการแลกเปลี่ยนข้อมูล", "Exchange administrator"),
             Role::CatalogEditor => Text::new("ผู้แก้ไขบัญชีข้อมูล", "Catalog editor"),
+            Role::ProcedureEditor => Text::new("ผู้แก้ไขคู่มือกระบวนงาน", "Procedure editor"),
             Role::PlatformAdmin => Text::new("ผู้ดูแลแพลตฟอร์ม", "Platform administrator"),
         }
     }
@@ -72,7 +77,7 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a role (agency-admin, reviewer, approver, signer, exchange-admin, catalog-editor, platform-admin)")]
+#[error("`{0}` is not a role (agency-admin, reviewer, approver, signer, exchange-admin, catalog-editor, procedure-editor, platform-admin)")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -96,6 +101,7 @@ pub enum Action {
     SignDocuments,
     AdministerExchange,
     EditCatalog,
+    EditProcedures,
     ReadAudit,
 }
 
@@ -110,6 +116,7 @@ impl Action {
             Action::SignDocuments => "sign-documents".into(),
             Action::AdministerExchange => "administer-exchange".into(),
             Action::EditCatalog => "edit-catalog".into(),
+            Action::EditProcedures => "edit-procedures".into(),
             Action::ReadAudit => "read-audit".into(),
         }
     }
@@ -203,6 +210,7 @@ fn role_permits(role: Role, action: &Action) -> bool {
         Action::SignDocuments => role == Role::Signer,
         Action::AdministerExchange => role == Role::ExchangeAdmin,
         Action::EditCatalog => role == Role::CatalogEditor,
+        Action::EditProcedures => role == Role::ProcedureEditor,
         Action::ReadAudit => true,
     }
 }

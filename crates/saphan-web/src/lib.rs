@@ -20,6 +20,8 @@ mod openapi;
 mod passkey;
 mod portal;
 mod problem;
+mod procedures;
+mod registration;
 mod registry_backend;
 mod server;
 mod signin;

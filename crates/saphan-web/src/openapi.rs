@@ -44,6 +44,13 @@ use utoipa::OpenApi;
         crate::exchange_api::give_consent,
         crate::exchange_api::revoke_consent,
         crate::exchange_api::data_access,
+        crate::registration::services,
+        crate::registration::service,
+        crate::registration::eforms,
+        crate::registration::eform,
+        crate::procedures::publish,
+        crate::procedures::withdraw,
+        crate::procedures::versions,
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::ProblemDocument, crate::system::Health)),
@@ -51,6 +58,7 @@ use utoipa::OpenApi;
         (name = "operations", description = "Health, readiness, metrics and this description"),
         (name = "platform", description = "The platform's public keys, certificate authority and time-stamping authority"),
         (name = "digital-id", description = "The digital ID: OpenID Connect provider endpoints and its administration (clients, roles)"),
+        (name = "one-stop", description = "One-stop e-services: the procedure catalogue as the GovStack Registration building block's /services and /eForms (under /registration), and its editing by agencies' procedure editors"),
         (name = "exchange", description = "The government data exchange: members, services, rights, access requests, the message log, usage; data subjects' consents and who accessed their data. The gateway itself (`/r1/...`, `/listClients`) speaks the X-Road REST protocol and is described in docs/architecture.md"),
     )
 )]

@@ -48,6 +48,8 @@ impl Templates {
                 include_str!("../templates/signed_out.html"),
             ),
             ("account.html", include_str!("../templates/account.html")),
+            ("services.html", include_str!("../templates/services.html")),
+            ("service.html", include_str!("../templates/service.html")),
             ("recover.html", include_str!("../templates/recover.html")),
             (
                 "totp_setup.html",

@@ -15,7 +15,7 @@ use crate::middleware::{self, REQUEST_ID};
 use crate::state::AppState;
 use crate::{
     account, admin, exchange, exchange_api, identity_admin, identity_api, oidc, passkey, portal,
-    registry_backend, signin, system,
+    procedures, registration, registry_backend, signin, system,
 };
 
 /// The whole platform's router.
@@ -43,7 +43,13 @@ pub fn router(state: AppState) -> Router {
                 ))),
         )
         .with_state(state.clone());
-    with_edge_layers(routes().merge(exchange_api::routes()), state).merge(gateway)
+    with_edge_layers(
+        routes()
+            .merge(exchange_api::routes())
+            .merge(registration::routes()),
+        state,
+    )
+    .merge(gateway)
 }
 
 fn routes() -> Router<AppState> {
@@ -51,6 +57,16 @@ fn routes() -> Router<AppState> {
         .route("/", get(portal::index))
         .route("/assets/{*name}", get(portal::asset))
         .route("/healthz", get(system::healthz))
+        .route("/services", get(procedures::catalogue_page))
+        .route("/services/{code}", get(procedures::manual_page))
+        .route(
+            "/api/v1/procedures/{code}",
+            axum::routing::put(procedures::publish).delete(procedures::withdraw),
+        )
+        .route(
+            "/api/v1/procedures/{code}/versions",
+            get(procedures::versions),
+        )
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics_text))
         .route("/openapi.json", get(system::openapi_json))

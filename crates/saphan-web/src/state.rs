@@ -62,6 +62,8 @@ pub struct AppState {
     pub exchange: saphan_exchange::gateway::Gateway,
     /// The registry engine (served behind the exchange).
     pub registries: saphan_registry::Registries,
+    /// The one-stop catalogue of procedures and bundles.
+    pub catalogue: saphan_procedures::Catalogue,
 }
 
 impl AppState {
@@ -110,7 +112,10 @@ impl AppState {
         .expect("the gateway's HTTP client builds");
         let registries =
             saphan_registry::Registries::new(db.clone(), audit.clone(), directory.clone());
+        let catalogue =
+            saphan_procedures::Catalogue::new(db.clone(), audit.clone(), directory.clone());
         AppState {
+            catalogue,
             registries,
             exchange,
             passkeys,

@@ -113,6 +113,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let outcomes = Seeder::new(platform.db.clone(), options.seed)
         .show_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .provide(Arc::new(platform.audit.clone()))
+        .provide(crate::procedures::catalogue_of(&platform, &directory))
         .provide(Arc::new(directory))
         .provide(Arc::new(exchange))
         .provide(crate::population::registries_of(&platform))
@@ -121,6 +122,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             data_dir: platform.config.data_dir.clone(),
             extra_citizens: 50,
         })
+        .step(crate::procedures::DemoProcedures)
         .step(crate::demo_exchange::DemoExchange {
             data_dir: platform.config.data_dir.clone(),
         })
@@ -165,6 +167,9 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             println!();
             println!("Saphan is running (Ctrl-C to stop). / สะพานพร้อมให้บริการแล้ว");
             println!("  Portal / พอร์ทัล:            {base}/");
+            println!(
+                "  Services / บริการภาครัฐ:     {base}/services   (GovStack Registration: {base}/registration/services)"
+            );
             println!(
                 "  API reference / เอกสาร API:  {base}/api-docs   (OpenAPI: {base}/openapi.json)"
             );

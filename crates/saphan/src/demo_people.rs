@@ -176,13 +176,13 @@ impl SeedStep for DemoPeople {
                     act_for: Some(("บริษัท สาธิตการค้า จำกัด", "director")),
                 },
                 Person {
-                    label: "official: DOPA agency administrator",
+                    label: "official: DOPA agency administrator and procedure editor",
                     kind: "official",
                     login: nid(),
                     ial: Ial::L2_3,
                     proofing: "counter:chip-card",
                     totp: true,
-                    roles: vec![("dopa", Role::AgencyAdmin)],
+                    roles: vec![("dopa", Role::AgencyAdmin), ("dopa", Role::ProcedureEditor)],
                     act_for: None,
                 },
                 Person {

@@ -13,6 +13,7 @@ mod identity_cmd;
 mod keys_cmd;
 mod platform;
 mod population;
+mod procedures;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -21,6 +21,7 @@ pub fn migrations() -> Vec<Migration> {
         saphan_oidc::MIGRATIONS,
         saphan_exchange::MIGRATIONS,
         saphan_registry::MIGRATIONS,
+        saphan_procedures::MIGRATIONS,
     ]
     .concat()
 }
@@ -129,6 +130,18 @@ pub fn write_private_file(path: &Path, contents: &str, replace: bool) -> Result<
 /// The services the foundation itself offers on the landing page.
 pub fn portal_services() -> Vec<PortalService> {
     vec![
+        PortalService {
+            title: Text::new("บริการภาครัฐ", "Government services"),
+            description: Text::new(
+                "ค้นหากระบวนงาน ดูคู่มือสำหรับประชาชน เอกสารที่ต้องใช้ ค่าธรรมเนียม และระยะเวลา",
+                "Find a procedure: its citizen's manual, what is needed, fees and time limits",
+            ),
+            audience: Text::new(
+                "สำหรับประชาชน ผู้ประกอบการ และชาวต่างชาติ",
+                "For citizens, businesses and foreigners",
+            ),
+            href: "/services",
+        },
         PortalService {
             title: Text::new(
                 "เอกสาร API สำหรับระบบของหน่วยงาน",
