@@ -451,6 +451,19 @@ fn bench() -> Result<bool> {
                         .unwrap_or_else(|_| DEFAULT_POSTGRES.into()),
                 ),
         )?;
+        ok &= run(
+            "portal benchmark (200 concurrent users against the same pages as static nginx files)",
+            Command::new("python3")
+                .current_dir(&root)
+                .arg("bench/portal.py")
+                .arg("--bin")
+                .arg(target.join("release").join("saphan"))
+                .arg("--postgres")
+                .arg(
+                    std::env::var("SAPHAN_BENCH_POSTGRES_URL")
+                        .unwrap_or_else(|_| DEFAULT_POSTGRES.into()),
+                ),
+        )?;
     } else {
         ok = false;
     }

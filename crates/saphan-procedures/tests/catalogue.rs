@@ -349,7 +349,8 @@ fn answers_are_validated_with_messages_by_the_fields_label_in_both_languages() {
 
 #[test]
 fn inconsistent_documents_are_refused_with_the_field_named() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut saphan_procedures::ProcedureDoc)>)> = vec![
+    type Change = Box<dyn Fn(&mut saphan_procedures::ProcedureDoc)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("time_limit_days", Box::new(|p| p.time_limit_days = 2)),
         ("title.en", Box::new(|p| p.title.en = " ".into())),
         (
