@@ -4,11 +4,13 @@
 //! by a few editors.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use saphan_audit::{AuditEntry, AuditLog};
 use saphan_core::clock::now_text;
+use saphan_core::Text;
 use saphan_identity::{Action, Directory, Resource, Subject};
 use saphan_store::sqlx::{self, Row};
 use saphan_store::Db;
@@ -152,7 +154,7 @@ impl Snapshot {
             Document::Procedure(p) => (p.total_fee_satang(), p.time_limit_days),
             Document::Bundle(_) => self.members(entry).iter().fold((0, 0), |(fee, days), m| {
                 let (f, d) = self.fee_and_days(m);
-                (fee + f, days.max(d))
+                (fee.saturating_add(f), days.max(d))
             }),
         }
     }
@@ -209,6 +211,8 @@ pub struct Catalogue {
     audit: AuditLog,
     directory: Directory,
     snapshot: Arc<RwLock<Cached>>,
+    /// Moves on every change this node makes: a snapshot read before a change is not kept.
+    generation: Arc<AtomicU64>,
 }
 
 /// A node's snapshot and when it was read.
@@ -220,7 +224,9 @@ const SELECT_VERSION: &str = "SELECT e.id, v.version, v.eform_id, v.published_at
 fn entry_of(row: &sqlx::any::AnyRow) -> Result<Entry, ProcedureError> {
     let text: String = row.get(4);
     let doc: Document = serde_json::from_str(&text).map_err(|e| {
-        ProcedureError::Conflict(format!("a stored procedure version does not parse: {e}"))
+        let id: String = row.get(0);
+        let version: i64 = row.get(1);
+        ProcedureError::Corrupt(format!("{id} version {version}: {e}"))
     })?;
     Ok(Entry::new(
         row.get(0),
@@ -231,6 +237,20 @@ fn entry_of(row: &sqlx::any::AnyRow) -> Result<Entry, ProcedureError> {
     ))
 }
 
+fn forbidden(agency: &str) -> ProcedureError {
+    ProcedureError::Forbidden(Text::owned(
+        format!("ต้องมีบทบาท procedure-editor ในหน่วยงาน {agency}"),
+        format!("this needs the procedure-editor role in agency {agency}"),
+    ))
+}
+
+fn changed_meanwhile(code: &str) -> ProcedureError {
+    ProcedureError::Conflict(Text::owned(
+        format!("{code} ถูกเผยแพร่โดยผู้อื่นในระหว่างนี้ โปรดโหลดใหม่แล้วลองอีกครั้ง"),
+        format!("{code} was published by someone else meanwhile; reload and try again"),
+    ))
+}
+
 impl Catalogue {
     pub fn new(db: Db, audit: AuditLog, directory: Directory) -> Catalogue {
         Catalogue {
@@ -238,23 +258,34 @@ impl Catalogue {
             audit,
             directory,
             snapshot: Arc::new(RwLock::new(None)),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// The current catalogue (at most a few seconds old; this node's own changes included).
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, ProcedureError> {
-        if let Some((at, snap)) = self.snapshot.read().expect("not poisoned").as_ref() {
+        if let Some((at, snap)) = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             if at.elapsed() < SNAPSHOT_TTL {
                 return Ok(snap.clone());
             }
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let fresh = Arc::new(self.load().await?);
-        *self.snapshot.write().expect("not poisoned") = Some((Instant::now(), fresh.clone()));
+        let mut cached = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == generation {
+            *cached = Some((Instant::now(), fresh.clone()));
+        }
         Ok(fresh)
     }
 
     fn forget(&self) {
-        *self.snapshot.write().expect("not poisoned") = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     async fn load(&self) -> Result<Snapshot, ProcedureError> {
@@ -279,7 +310,7 @@ impl Catalogue {
         .bind(version)
         .fetch_optional(self.db.pool())
         .await?
-        .ok_or_else(|| ProcedureError::NotFound(format!("{id} version {version}")))?;
+        .ok_or_else(|| ProcedureError::not_found(&format!("{id} v{version}")))?;
         entry_of(&row)
     }
 
@@ -294,65 +325,74 @@ impl Catalogue {
         rows.iter().map(entry_of).collect()
     }
 
-    /// The version an e-form belongs to, and whether it is the entry's current one.
+    /// The version an e-form belongs to, and whether it is the current one of an entry that
+    /// is still published.
     pub async fn eform(&self, eform_id: &str) -> Result<(Entry, bool), ProcedureError> {
         let row = sqlx::query(&format!("{SELECT_VERSION} WHERE v.eform_id = $1"))
             .bind(eform_id)
             .fetch_optional(self.db.pool())
             .await?
-            .ok_or_else(|| ProcedureError::NotFound(format!("e-form {eform_id}")))?;
+            .ok_or_else(|| ProcedureError::not_found(eform_id))?;
         let entry = entry_of(&row)?;
-        let current: i64 = sqlx::query("SELECT version FROM pr_entries WHERE id = $1")
+        let current = sqlx::query("SELECT version, status FROM pr_entries WHERE id = $1")
             .bind(&entry.id)
             .fetch_one(self.db.pool())
-            .await?
-            .get(0);
-        let latest = current == entry.version;
+            .await?;
+        let latest =
+            current.get::<i64, _>(0) == entry.version && current.get::<String, _>(1) == "active";
         Ok((entry, latest))
     }
 
-    /// Publishes a document as the entry's next version (the first publishes the entry). A
-    /// document identical to the current version publishes nothing and returns that version.
-    /// The editor needs `EditProcedures` in the owning agency and in every agency the workflow
-    /// gives tasks to.
-    pub async fn publish(&self, by: &Subject, doc: Document) -> Result<Entry, ProcedureError> {
+    /// Publishes a document as the entry's next version (the first publishes the entry).
+    /// Returns the version and whether it is a new one: a document identical to the current
+    /// version publishes nothing (and brings a withdrawn entry back). The editor needs
+    /// `EditProcedures` in the owning agency, in every agency the workflow gives tasks to, and
+    /// for a bundle in every agency whose procedure it gathers.
+    pub async fn publish(
+        &self,
+        by: &Subject,
+        doc: Document,
+    ) -> Result<(Entry, bool), ProcedureError> {
         doc.check()?;
+        let current = self.load().await?;
         let mut agencies = vec![doc.agency().to_string()];
-        if let Document::Procedure(p) = &doc {
-            agencies.extend(p.workflow.agencies().into_iter().map(str::to_string));
+        match &doc {
+            Document::Procedure(p) => {
+                agencies.extend(p.workflow.agencies().into_iter().map(str::to_string))
+            }
+            Document::Bundle(b) => {
+                for code in &b.procedures {
+                    match current.by_code(code) {
+                        Some(e) if e.document.as_procedure().is_some() => {
+                            agencies.push(e.document.agency().to_string())
+                        }
+                        _ => {
+                            return Err(ProcedureError::Invalid {
+                                field: "procedures".into(),
+                                message: Text::owned(
+                                    format!("{code} ไม่ใช่กระบวนงานที่เปิดให้บริการ"),
+                                    format!("{code} is not a published procedure"),
+                                ),
+                            })
+                        }
+                    }
+                }
+            }
         }
+        agencies.sort();
         agencies.dedup();
         for agency in &agencies {
             if !by.may(&Action::EditProcedures, &Resource::Agency(agency.clone())) {
-                return Err(ProcedureError::Forbidden(format!(
-                    "editing procedures of agency {agency} needs the procedure-editor role there"
-                )));
+                return Err(forbidden(agency));
             }
             if self.directory.agency(agency).await?.is_none() {
                 return Err(ProcedureError::Invalid {
                     field: "agency".into(),
-                    message: saphan_core::Text::owned(
+                    message: Text::owned(
                         format!("ไม่มีหน่วยงาน {agency} ในระบบ"),
                         format!("there is no agency {agency}"),
                     ),
                 });
-            }
-        }
-        let current = self.load().await?;
-        if let Document::Bundle(b) = &doc {
-            for code in &b.procedures {
-                match current.by_code(code).map(|e| &e.document) {
-                    Some(Document::Procedure(_)) => {}
-                    _ => {
-                        return Err(ProcedureError::Invalid {
-                            field: "procedures".into(),
-                            message: saphan_core::Text::owned(
-                                format!("{code} ไม่ใช่กระบวนงานที่เปิดให้บริการ"),
-                                format!("{code} is not a published procedure"),
-                            ),
-                        })
-                    }
-                }
             }
         }
         let existing =
@@ -363,7 +403,8 @@ impl Catalogue {
         let text = serde_json::to_string(&doc).expect("documents serialise");
         let now = now_text();
         let eform_id = uuid::Uuid::new_v4().to_string();
-        let (id, version) = match existing {
+        let mut tx = self.db.pool().begin().await?;
+        let (id, version, restored) = match existing {
             Some(row) => {
                 let id: String = row.get(0);
                 let kind: String = row.get(1);
@@ -371,70 +412,68 @@ impl Catalogue {
                 let old: i64 = row.get(3);
                 let status: String = row.get(4);
                 if agency != doc.agency() || kind != doc.kind() {
-                    return Err(ProcedureError::Conflict(format!(
-                        "{} is a {kind} of agency {agency}; its agency and kind cannot change",
-                        doc.code()
+                    return Err(ProcedureError::Conflict(Text::owned(
+                        format!(
+                            "{} เป็น {kind} ของหน่วยงาน {agency} เปลี่ยนหน่วยงานหรือชนิดไม่ได้",
+                            doc.code()
+                        ),
+                        format!(
+                            "{} is a {kind} of agency {agency}; its agency and kind cannot change",
+                            doc.code()
+                        ),
                     )));
                 }
                 let same = self.version(&id, old).await?;
                 if same.document == doc {
-                    if status != "active" {
-                        // Withdrawn and published again unchanged: the same version returns.
-                        sqlx::query(
-                            "UPDATE pr_entries SET status = 'active', modified_at = $1 WHERE id = $2",
-                        )
-                        .bind(&now)
-                        .bind(&id)
-                        .execute(self.db.pool())
-                        .await?;
-                        self.forget();
-                        self.audit
-                            .append(AuditEntry::new(
-                                by.actor(),
-                                "procedure.publish",
-                                format!("procedure:{}", doc.code()),
-                                &json!({"id": id, "version": old, "eform_id": same.eform_id, "kind": doc.kind(), "agency": doc.agency(), "restored": true}),
-                            ))
-                            .await?;
+                    if status == "active" {
+                        return Ok((same, false));
                     }
-                    return Ok(same);
+                    // Withdrawn and published again unchanged: the same version returns.
+                    let back = sqlx::query(
+                        "UPDATE pr_entries SET status = 'active', modified_at = $1 \
+                         WHERE id = $2 AND version = $3 AND status = 'withdrawn'",
+                    )
+                    .bind(&now)
+                    .bind(&id)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                    if back.rows_affected() != 1 {
+                        return Err(changed_meanwhile(doc.code()));
+                    }
+                    (id, old, Some(same))
+                } else {
+                    sqlx::query(
+                        "INSERT INTO pr_versions (entry_id, version, eform_id, document, published_at, published_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&id)
+                    .bind(old + 1)
+                    .bind(&eform_id)
+                    .bind(&text)
+                    .bind(&now)
+                    .bind(by.actor())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| conflict(e, doc.code()))?;
+                    let moved = sqlx::query(
+                        "UPDATE pr_entries SET version = $1, status = 'active', modified_at = $2 \
+                         WHERE id = $3 AND version = $4",
+                    )
+                    .bind(old + 1)
+                    .bind(&now)
+                    .bind(&id)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                    if moved.rows_affected() != 1 {
+                        return Err(changed_meanwhile(doc.code()));
+                    }
+                    (id, old + 1, None)
                 }
-                let mut tx = self.db.pool().begin().await?;
-                sqlx::query(
-                    "INSERT INTO pr_versions (entry_id, version, eform_id, document, published_at, published_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&id)
-                .bind(old + 1)
-                .bind(&eform_id)
-                .bind(&text)
-                .bind(&now)
-                .bind(by.actor())
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict)?;
-                let moved = sqlx::query(
-                    "UPDATE pr_entries SET version = $1, status = 'active', modified_at = $2 \
-                     WHERE id = $3 AND version = $4",
-                )
-                .bind(old + 1)
-                .bind(&now)
-                .bind(&id)
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
-                if moved.rows_affected() != 1 {
-                    return Err(ProcedureError::Conflict(format!(
-                        "{} was published by someone else meanwhile; reload and try again",
-                        doc.code()
-                    )));
-                }
-                tx.commit().await?;
-                (id, old + 1)
             }
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
-                let mut tx = self.db.pool().begin().await?;
                 sqlx::query(
                     "INSERT INTO pr_entries (id, code, kind, agency, version, status, modified_at) \
                      VALUES ($1, $2, $3, $4, 1, 'active', $5)",
@@ -446,7 +485,7 @@ impl Catalogue {
                 .bind(&now)
                 .execute(&mut *tx)
                 .await
-                .map_err(conflict)?;
+                .map_err(|e| conflict(e, doc.code()))?;
                 sqlx::query(
                     "INSERT INTO pr_versions (entry_id, version, eform_id, document, published_at, published_by) \
                      VALUES ($1, 1, $2, $3, $4, $5)",
@@ -458,66 +497,119 @@ impl Catalogue {
                 .bind(by.actor())
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                (id, 1)
+                (id, 1, None)
             }
         };
+        if let Document::Bundle(b) = &doc {
+            // The members, in a table, so that withdrawing a procedure can refuse in the same
+            // statement that would withdraw it; and checked again inside this transaction.
+            sqlx::query("DELETE FROM pr_bundle_members WHERE bundle_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            for code in &b.procedures {
+                sqlx::query(
+                    "INSERT INTO pr_bundle_members (bundle_id, procedure_code) VALUES ($1, $2)",
+                )
+                .bind(&id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let active: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM pr_bundle_members m JOIN pr_entries e ON e.code = m.procedure_code \
+                 WHERE m.bundle_id = $1 AND e.status = 'active' AND e.kind = 'procedure'",
+            )
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            if active != b.procedures.len() as i64 {
+                return Err(changed_meanwhile(doc.code()));
+            }
+        }
+        tx.commit().await?;
         self.forget();
+        let eform_id = restored
+            .as_ref()
+            .map_or(eform_id, |same| same.eform_id.clone());
         self.audit
             .append(AuditEntry::new(
                 by.actor(),
                 "procedure.publish",
                 format!("procedure:{}", doc.code()),
-                &json!({"id": id, "version": version, "eform_id": eform_id, "kind": doc.kind(), "agency": doc.agency()}),
+                &json!({"id": id, "version": version, "eform_id": eform_id, "kind": doc.kind(), "agency": doc.agency(), "restored": restored.is_some()}),
             ))
             .await?;
-        Ok(Entry::new(id, version, eform_id, now, doc))
+        Ok(match restored {
+            Some(same) => (same, false),
+            None => (Entry::new(id, version, eform_id, now, doc), true),
+        })
     }
 
     /// Takes an entry out of the catalogue (its versions stay for the applications made under
-    /// them). A procedure that a published bundle includes cannot be withdrawn.
+    /// them). A procedure that a published bundle gathers cannot be withdrawn: the bundle's
+    /// curator changes the bundle first (they hold a role in this agency to have built it).
     pub async fn withdraw(&self, by: &Subject, code: &str) -> Result<(), ProcedureError> {
-        let current = self.load().await?;
-        let entry = current
-            .by_code(code)
-            .ok_or_else(|| ProcedureError::NotFound(code.to_string()))?;
-        if !by.may(
-            &Action::EditProcedures,
-            &Resource::Agency(entry.document.agency().to_string()),
-        ) {
-            return Err(ProcedureError::Forbidden(format!(
-                "withdrawing {code} needs the procedure-editor role in its agency"
+        let row = sqlx::query(
+            "SELECT id, agency, version FROM pr_entries WHERE code = $1 AND status = 'active'",
+        )
+        .bind(code)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| ProcedureError::not_found(code))?;
+        let (id, agency, version): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+        if !by.may(&Action::EditProcedures, &Resource::Agency(agency.clone())) {
+            return Err(forbidden(&agency));
+        }
+        let withdrawn = sqlx::query(
+            "UPDATE pr_entries SET status = 'withdrawn', modified_at = $1 \
+             WHERE id = $2 AND status = 'active' AND version = $3 AND NOT EXISTS ( \
+               SELECT 1 FROM pr_bundle_members m JOIN pr_entries b ON b.id = m.bundle_id \
+               WHERE m.procedure_code = $4 AND b.status = 'active')",
+        )
+        .bind(now_text())
+        .bind(&id)
+        .bind(version)
+        .bind(code)
+        .execute(self.db.pool())
+        .await?;
+        if withdrawn.rows_affected() != 1 {
+            let bundles: Vec<String> = sqlx::query(
+                "SELECT b.code FROM pr_bundle_members m JOIN pr_entries b ON b.id = m.bundle_id \
+                 WHERE m.procedure_code = $1 AND b.status = 'active' ORDER BY b.code",
+            )
+            .bind(code)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            if bundles.is_empty() {
+                return Err(changed_meanwhile(code));
+            }
+            let list = bundles.join(", ");
+            return Err(ProcedureError::Conflict(Text::owned(
+                format!("{code} อยู่ในชุดบริการ {list} ต้องแก้ไขชุดบริการก่อน"),
+                format!("{code} is part of the bundle {list}; change the bundle first"),
             )));
         }
-        if let Some(bundle) = current.bundles_of(code).first() {
-            return Err(ProcedureError::Conflict(format!(
-                "{code} is part of the bundle {}; change the bundle first",
-                bundle.code()
-            )));
-        }
-        sqlx::query("UPDATE pr_entries SET status = 'withdrawn', modified_at = $1 WHERE id = $2")
-            .bind(now_text())
-            .bind(&entry.id)
-            .execute(self.db.pool())
-            .await?;
         self.forget();
         self.audit
             .append(AuditEntry::new(
                 by.actor(),
                 "procedure.withdraw",
                 format!("procedure:{code}"),
-                &json!({"id": entry.id, "version": entry.version}),
+                &json!({"id": id, "version": version}),
             ))
             .await?;
         Ok(())
     }
 }
 
-fn conflict(e: sqlx::Error) -> ProcedureError {
+fn conflict(e: sqlx::Error, code: &str) -> ProcedureError {
     match e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => ProcedureError::Conflict(
-            "published by someone else meanwhile; reload and try again".into(),
-        ),
+        sqlx::Error::Database(d) if d.is_unique_violation() => changed_meanwhile(code),
         e => e.into(),
     }
 }

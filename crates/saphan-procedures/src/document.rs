@@ -305,6 +305,7 @@ impl Document {
         match self {
             Document::Procedure(p) => p.check(),
             Document::Bundle(b) => {
+                check_count("procedures", b.procedures.len())?;
                 if b.procedures.len() < 2 {
                     return Err(invalid(
                         "procedures",
@@ -332,9 +333,47 @@ impl Document {
 impl ProcedureDoc {
     fn check(&self) -> Result<(), ProcedureError> {
         check_text("unit", &self.unit, 200)?;
+        for (field, len) in [
+            ("legal_basis", self.legal_basis.len()),
+            ("criteria", self.criteria.len()),
+            ("steps", self.steps.len()),
+            ("requirements", self.requirements.len()),
+            ("fees", self.fees.len()),
+            ("channels", self.channels.len()),
+            ("service_points", self.service_points.len()),
+            ("workflow.stages", self.workflow.stages.len()),
+        ] {
+            check_count(field, len)?;
+        }
         for (i, t) in self.legal_basis.iter().enumerate() {
             check_text(&format!("legal_basis[{i}]"), t, 500)?;
         }
+        for (i, t) in self.criteria.iter().enumerate() {
+            check_text(&format!("criteria[{i}]"), t, 1000)?;
+        }
+        for (i, fee) in self.fees.iter().enumerate() {
+            check_text(&format!("fees[{i}].title"), &fee.title, 300)?;
+            if fee.amount_satang > MAX_FEE_SATANG {
+                return Err(invalid(
+                    &format!("fees[{i}].amount_satang"),
+                    "ค่าธรรมเนียมเกินขีดจำกัด (1,000 ล้านบาท)",
+                    "a fee is at most 1,000 million baht",
+                ));
+            }
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            check_text(&format!("channels[{i}].title"), &c.title, 300)?;
+            if let Some(hours) = &c.hours {
+                check_text(&format!("channels[{i}].hours"), hours, 200)?;
+            }
+        }
+        for (i, t) in self.service_points.iter().enumerate() {
+            check_text(&format!("service_points[{i}]"), t, 300)?;
+        }
+        if let Some(c) = &self.complaints {
+            check_text("complaints", c, 1000)?;
+        }
+        check_days("time_limit_days", self.time_limit_days)?;
         if self.legal_basis.is_empty() {
             return Err(invalid(
                 "legal_basis",
@@ -352,7 +391,9 @@ impl ProcedureDoc {
         for (i, step) in self.steps.iter().enumerate() {
             check_text(&format!("steps[{i}].title"), &step.title, 300)?;
             check_text(&format!("steps[{i}].unit"), &step.unit, 200)?;
+            check_days(&format!("steps[{i}].days"), step.days)?;
         }
+        // Each step is capped, and so is their number: the sum cannot overflow.
         let steps_days: u32 = self.steps.iter().map(|s| s.days).sum();
         if steps_days > self.time_limit_days {
             return Err(invalid(
@@ -380,9 +421,23 @@ impl ProcedureDoc {
             }
             match &r.source {
                 Source::Registry {
-                    service, fields, ..
+                    service,
+                    fields,
+                    provider,
                 } => {
-                    if service.split('/').count() != 5 || service.split('/').any(str::is_empty) {
+                    check_text(&format!("requirements[{i}].source.provider"), provider, 200)?;
+                    check_count(&format!("requirements[{i}].source.fields"), fields.len())?;
+                    if fields.iter().any(|f| f.is_empty() || f.len() > 64) {
+                        return Err(invalid(
+                            &format!("requirements[{i}].source.fields"),
+                            "ชื่อข้อมูลต้องยาว 1–64 ตัวอักษร",
+                            "field names are 1 to 64 characters",
+                        ));
+                    }
+                    if service.len() > 300
+                        || service.split('/').count() != 5
+                        || service.split('/').any(str::is_empty)
+                    {
                         return Err(invalid(
                             &format!("requirements[{i}].source.service"),
                             "บริการต้องอยู่ในรูป INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE",
@@ -446,6 +501,7 @@ impl ProcedureDoc {
         for (i, stage) in w.stages.iter().enumerate() {
             check_code(&format!("workflow.stages[{i}].key"), &stage.key)?;
             check_text(&format!("workflow.stages[{i}].title"), &stage.title, 200)?;
+            check_count(&format!("workflow.stages[{i}].tasks"), stage.tasks.len())?;
             if stage.tasks.is_empty() {
                 return Err(invalid(
                     &format!("workflow.stages[{i}].tasks"),
@@ -465,6 +521,7 @@ impl ProcedureDoc {
                         &format!("task {} appears twice", task.key),
                     ));
                 }
+                check_days(&format!("{at}.sla_days"), task.sla_days)?;
                 if task.sla_days == 0 {
                     return Err(invalid(
                         &format!("{at}.sla_days"),
@@ -504,10 +561,41 @@ impl ProcedureDoc {
         Ok(())
     }
 
-    /// Every fee, in satang.
+    /// Every fee, in satang (saturating: sums must not panic whatever is stored).
     pub fn total_fee_satang(&self) -> u64 {
-        self.fees.iter().map(|f| f.amount_satang).sum()
+        self.fees
+            .iter()
+            .fold(0u64, |sum, f| sum.saturating_add(f.amount_satang))
     }
+}
+
+/// The longest list a document may hold (steps, requirements, pages, tasks...).
+pub const MAX_LIST: usize = 100;
+/// The longest time limit, step or SLA: ten years of working days is already absurd.
+pub const MAX_DAYS: u32 = 3650;
+/// The largest fee: 1,000 million baht.
+pub const MAX_FEE_SATANG: u64 = 100_000_000_000;
+
+pub(crate) fn check_count(field: &str, len: usize) -> Result<(), ProcedureError> {
+    if len > MAX_LIST {
+        return Err(invalid(
+            field,
+            &format!("รายการยาวเกิน {MAX_LIST} รายการ"),
+            &format!("lists hold at most {MAX_LIST} items"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_days(field: &str, days: u32) -> Result<(), ProcedureError> {
+    if days > MAX_DAYS {
+        return Err(invalid(
+            field,
+            &format!("จำนวนวันต้องไม่เกิน {MAX_DAYS}"),
+            &format!("at most {MAX_DAYS} days"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn invalid(field: &str, th: &str, en: &str) -> ProcedureError {
@@ -545,7 +633,14 @@ pub(crate) fn check_text(field: &str, text: &Text, max_chars: usize) -> Result<(
                 "needs text in both Thai and English",
             ));
         }
-        if value.chars().count() > max_chars || value.chars().any(|c| c.is_control() && c != '\n') {
+        // Control characters, and the bidirectional overrides that make text read other than
+        // it is stored.
+        let hidden = |c: char| {
+            (c.is_control() && c != '\n')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+        };
+        if value.chars().count() > max_chars || value.chars().any(hidden) {
             return Err(invalid(
                 &format!("{field}.{lang}"),
                 &format!("ข้อความยาวเกิน {max_chars} ตัวอักษร หรือมีอักขระควบคุม"),

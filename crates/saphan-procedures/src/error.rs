@@ -7,13 +7,16 @@ pub enum ProcedureError {
     #[error("{field}: {}", message.en)]
     Invalid { field: String, message: Text },
     /// The subject may not edit this agency's procedures (403).
-    #[error("not allowed: {0}")]
-    Forbidden(String),
-    #[error("not found: {0}")]
-    NotFound(String),
+    #[error("not allowed: {}", .0.en)]
+    Forbidden(Text),
+    #[error("not found: {}", .0.en)]
+    NotFound(Text),
     /// Someone else published meanwhile, or the change conflicts with other entries (409).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict: {}", .0.en)]
+    Conflict(Text),
+    /// A stored version no longer reads as a document (500; logged).
+    #[error("a stored procedure version does not read: {0}")]
+    Corrupt(String),
     #[error("catalogue database error: {0}")]
     Store(#[from] saphan_store::StoreError),
     #[error("audit log: {0}")]
@@ -29,8 +32,15 @@ impl From<saphan_store::sqlx::Error> for ProcedureError {
 }
 
 impl ProcedureError {
+    pub fn not_found(key: &str) -> ProcedureError {
+        let key: String = key.chars().take(80).collect();
+        ProcedureError::NotFound(Text::owned(
+            format!("ไม่มีกระบวนงาน {key}"),
+            format!("there is no procedure {key}"),
+        ))
+    }
+
     pub fn problem(&self) -> Problem {
-        let plain = |m: &str| Text::owned(m.to_string(), m.to_string());
         match self {
             ProcedureError::Invalid { field, message } => Problem::new(
                 ProblemKind::BadRequest,
@@ -49,19 +59,20 @@ impl ProcedureError {
                     "You may not edit this agency's procedures",
                 ),
             )
-            .with_detail(plain(m)),
+            .with_detail(m.clone()),
             ProcedureError::NotFound(m) => Problem::new(
                 ProblemKind::NotFound,
                 "procedure-not-found",
                 Text::new("ไม่พบกระบวนงาน", "No such procedure"),
             )
-            .with_detail(plain(m)),
+            .with_detail(m.clone()),
             ProcedureError::Conflict(m) => Problem::new(
                 ProblemKind::Conflict,
                 "procedure-conflict",
                 Text::new("กระบวนงานถูกแก้ไขพร้อมกัน", "The procedure changed meanwhile"),
             )
-            .with_detail(plain(m)),
+            .with_detail(m.clone()),
+            ProcedureError::Corrupt(_) => Problem::for_status(500),
             ProcedureError::Store(_) | ProcedureError::Audit(_) | ProcedureError::Identity(_) => {
                 Problem::for_status(503)
             }

@@ -12,7 +12,7 @@ use saphan_core::Text;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::document::{check_text, invalid, Requirement, Source};
+use crate::document::{check_count, check_text, invalid, Requirement, Source};
 use crate::ProcedureError;
 
 /// The custom format for a Thai national id (13 digits and a valid check digit).
@@ -216,8 +216,23 @@ impl Form {
                 "a form's schema describes an object",
             ));
         }
+        if self.schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+            return Err(invalid(
+                "form.schema.additionalProperties",
+                "แบบฟอร์มต้องกำหนด additionalProperties เป็น false เพื่อไม่รับข้อมูลที่ไม่ได้ถาม",
+                "a form's schema sets additionalProperties to false, so that nothing unasked is kept",
+            ));
+        }
         self.validator()?;
         let properties: BTreeSet<&str> = self.properties().into_iter().collect();
+        if properties.len() > 2 * crate::document::MAX_LIST {
+            return Err(invalid(
+                "form.schema.properties",
+                "แบบฟอร์มมีช่องได้ไม่เกิน 200 ช่อง",
+                "a form has at most 200 fields",
+            ));
+        }
+        check_count("form.ui.pages", self.ui.pages.len())?;
         if properties.is_empty() {
             return Err(invalid(
                 "form.schema.properties",
@@ -245,11 +260,18 @@ impl Form {
         }
         for (i, page) in self.ui.pages.iter().enumerate() {
             check_text(&format!("form.ui.pages[{i}].title"), &page.title, 200)?;
-            if !page_keys.insert(page.key.as_str()) || page.key.is_empty() {
+            check_count(&format!("form.ui.pages[{i}].fields"), page.fields.len())?;
+            let key_ok = !page.key.is_empty()
+                && page.key.len() <= 64
+                && page
+                    .key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !page_keys.insert(page.key.as_str()) || !key_ok {
                 return Err(invalid(
                     &format!("form.ui.pages[{i}].key"),
-                    "ชื่อหน้าต้องไม่ว่างและไม่ซ้ำ",
-                    "page keys are non-empty and unique",
+                    "ชื่อหน้าต้องไม่ซ้ำ ใช้อักษรอังกฤษตัวเล็ก ตัวเลข และ - ไม่เกิน 64 ตัว",
+                    "page keys are unique: lowercase letters, digits and -, at most 64",
                 ));
             }
             if page.fields.is_empty() {
@@ -293,6 +315,13 @@ impl Form {
                 ));
             }
             check_text(&format!("{at}.label"), &field.label, 200)?;
+            if let Some(hint) = &field.hint {
+                check_text(&format!("{at}.hint"), hint, 500)?;
+            }
+            check_count(&format!("{at}.choices"), field.choices.len())?;
+            for (j, choice) in field.choices.iter().enumerate() {
+                check_text(&format!("{at}.choices[{j}].label"), &choice.label, 200)?;
+            }
             if matches!(field.widget, Widget::Select | Widget::Radio) && field.choices.is_empty() {
                 return Err(invalid(
                     &format!("{at}.choices"),
@@ -391,11 +420,10 @@ impl Form {
                     message,
                 }])
             }
-            Err(e) => {
-                let message = e.to_string();
+            Err(_) => {
                 return Err(vec![FieldError {
                     field: String::new(),
-                    message: Text::owned(message.clone(), message),
+                    message: Text::new("แบบฟอร์มนี้ใช้ไม่ได้", "This form cannot be used"),
                 }]);
             }
         };

@@ -51,5 +51,11 @@ CREATE TABLE pr_versions (
     PRIMARY KEY (entry_id, version)
 );
 CREATE UNIQUE INDEX pr_versions_eform ON pr_versions (eform_id);
+CREATE TABLE pr_bundle_members (
+    bundle_id TEXT NOT NULL,
+    procedure_code TEXT NOT NULL,
+    PRIMARY KEY (bundle_id, procedure_code)
+);
+CREATE INDEX pr_bundle_members_procedure ON pr_bundle_members (procedure_code);
 ",
 }];

@@ -91,8 +91,8 @@ async fn publishing_needs_the_procedure_editor_role_in_every_agency_involved() {
             let refused = c.publish(&who, food.clone()).await.unwrap_err();
             assert!(matches!(refused, ProcedureError::Forbidden(_)), "{refused}");
         }
-        let entry = c.publish(&editor("demo-city"), food.clone()).await.unwrap();
-        assert_eq!(entry.version, 1);
+        let (entry, new) = c.publish(&editor("demo-city"), food.clone()).await.unwrap();
+        assert_eq!((entry.version, new), (1, true));
         // An editor of the city cannot give tasks to another agency's officials.
         let Document::Procedure(mut p) = food.clone() else {
             unreachable!()
@@ -125,23 +125,26 @@ async fn publishing_needs_the_procedure_editor_role_in_every_agency_involved() {
 async fn versions_are_kept_and_an_unchanged_document_publishes_nothing() {
     for_each_backend(|db| async move {
         let c = catalogue(&db).await;
-        let first = c
+        let (first, new) = c
             .publish(&editor("dopa"), doc("residence-certificate"))
             .await
             .unwrap();
-        let again = c
+        assert!(new, "first");
+        let (again, new) = c
             .publish(&editor("dopa"), doc("residence-certificate"))
             .await
             .unwrap();
+        assert!(!new, "again");
         assert_eq!((again.version, &again.eform_id), (1, &first.eform_id));
         let Document::Procedure(mut p) = doc("residence-certificate") else {
             unreachable!()
         };
         p.time_limit_days = 5;
-        let second = c
+        let (second, new) = c
             .publish(&editor("dopa"), Document::Procedure(p))
             .await
             .unwrap();
+        assert!(new, "second");
         assert_eq!((second.id.as_str(), second.version), (first.id.as_str(), 2));
         assert_ne!(second.eform_id, first.eform_id);
         // The first version is still there, as applications made under it need.
@@ -190,6 +193,17 @@ async fn bundles_gather_published_procedures_and_hold_them_in_the_catalogue() {
             "{refused}"
         );
         publish_demo(&c).await;
+        // Gathering another agency's procedure needs a role there too: a bundle of the DGA's
+        // own editor is refused, since the procedures belong to the city and the DPT.
+        let Document::Bundle(mut other) = doc("open-a-restaurant") else {
+            unreachable!()
+        };
+        other.code = "dga-bundle".into();
+        let refused = c
+            .publish(&editor("dga"), Document::Bundle(other))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, ProcedureError::Forbidden(_)), "{refused}");
         let snap = c.snapshot().await.unwrap();
         let bundle = snap.by_code("open-a-restaurant").unwrap();
         let members: Vec<&str> = snap.members(bundle).iter().map(|m| m.code()).collect();
@@ -204,14 +218,24 @@ async fn bundles_gather_published_procedures_and_hold_them_in_the_catalogue() {
         c.withdraw(&editor("imm"), "tm47-90-day-report")
             .await
             .unwrap();
+        let tm47 = c
+            .versions(&snap.by_code("tm47-90-day-report").unwrap().id)
+            .await
+            .unwrap();
+        let (_, latest) = c.eform(&tm47[0].eform_id).await.unwrap();
+        assert!(
+            !latest,
+            "a withdrawn procedure's form is no longer the latest"
+        );
         let snap = c.snapshot().await.unwrap();
         assert!(snap.by_code("tm47-90-day-report").is_none());
         assert_eq!(snap.all().len(), 4);
         // Publishing it again brings it back as a new version.
-        let back = c
+        let (back, new) = c
             .publish(&editor("imm"), doc("tm47-90-day-report"))
             .await
             .unwrap();
+        assert!(!new, "back");
         assert_eq!(
             back.version, 1,
             "an unchanged document comes back as it was"

@@ -45,12 +45,30 @@ fn fee_text(satang: u64, lang: Lang) -> String {
     }
 }
 
-async fn agency_name(state: &AppState, code: &str, lang: Lang) -> String {
-    match state.directory.agency(code).await {
-        Ok(Some(a)) => a.name.get(lang).to_string(),
-        _ => code.to_string(),
+/// Agencies' names in one read per page (a catalogue page lists many procedures).
+struct AgencyNames(std::collections::HashMap<String, Text>);
+
+impl AgencyNames {
+    async fn load(state: &AppState) -> Result<AgencyNames, ApiProblem> {
+        let agencies = state
+            .directory
+            .agencies()
+            .await
+            .map_err(|e| ApiProblem(e.problem()))?;
+        Ok(AgencyNames(
+            agencies.into_iter().map(|a| (a.code, a.name)).collect(),
+        ))
+    }
+
+    fn get(&self, code: &str, lang: Lang) -> String {
+        self.0
+            .get(code)
+            .map_or_else(|| code.to_string(), |n| n.get(lang).to_string())
     }
 }
+
+/// Entries per catalogue page.
+const PAGE_SIZE: usize = 50;
 
 fn summary_view(snap: &Snapshot, entry: &Entry, agency: String, lang: Lang) -> serde_json::Value {
     let (fee, days) = snap.fee_and_days(entry);
@@ -77,6 +95,7 @@ pub(crate) struct CatalogueQuery {
     audience: String,
     #[serde(default)]
     sort: String,
+    page: Option<usize>,
     lang: Option<String>,
 }
 
@@ -110,11 +129,30 @@ pub(crate) async fn catalogue_page(
     if sort == Sort::Title && lang == Lang::En {
         listed.sort_by(|a, b| a.document.title().en.cmp(&b.document.title().en));
     }
-    let mut found = Vec::new();
-    for entry in listed {
-        let agency = agency_name(&state, entry.document.agency(), lang).await;
-        found.push(summary_view(&snap, entry, agency, lang));
-    }
+    let names = AgencyNames::load(&state).await?;
+    let matched = listed.len();
+    let pages = matched.div_ceil(PAGE_SIZE).max(1);
+    let page_no = q.page.unwrap_or(1).clamp(1, pages);
+    let found: Vec<serde_json::Value> = listed
+        .into_iter()
+        .skip((page_no - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(|entry| {
+            let agency = names.get(entry.document.agency(), lang);
+            summary_view(&snap, entry, agency, lang)
+        })
+        .collect();
+    let page_link = |n: usize| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("q", &query)
+            .append_pair("audience", &q.audience)
+            .append_pair("sort", &q.sort)
+            .append_pair("page", &n.to_string())
+            .append_pair("lang", lang.code());
+        format!("/services?{}", s.finish())
+    };
+    let previous = (page_no > 1).then(|| page_link(page_no - 1));
+    let next = (page_no < pages).then(|| page_link(page_no + 1));
     let audiences: Vec<serde_json::Value> =
         [Audience::Citizen, Audience::Business, Audience::Foreigner]
             .iter()
@@ -147,6 +185,11 @@ pub(crate) async fn catalogue_page(
         &path,
         Value::from_serialize(json!({
             "found": found,
+            "matched": matched,
+            "page": page_no,
+            "pages": pages,
+            "previous": previous,
+            "next": next,
             "total": snap.all().len(),
             "query": query,
             "audiences": audiences,
@@ -171,17 +214,21 @@ pub(crate) async fn manual_page(
     let snap = state.catalogue.snapshot().await?;
     let entry = snap
         .by_code(&code)
-        .ok_or_else(|| ProcedureError::NotFound(code.chars().take(80).collect()))?;
-    let agency = agency_name(&state, entry.document.agency(), lang).await;
-    let mut view = summary_view(&snap, entry, agency, lang);
+        .ok_or_else(|| ProcedureError::not_found(&code))?;
+    let names = AgencyNames::load(&state).await?;
+    let mut view = summary_view(&snap, entry, names.get(entry.document.agency(), lang), lang);
     view["version"] = json!(entry.version);
     view["published"] = json!(entry.published_at.get(..10).unwrap_or_default());
     match &entry.document {
         Document::Bundle(_) => {
             let mut members = Vec::new();
             for m in snap.members(entry) {
-                let agency = agency_name(&state, m.document.agency(), lang).await;
-                members.push(summary_view(&snap, m, agency, lang));
+                members.push(summary_view(
+                    &snap,
+                    m,
+                    names.get(m.document.agency(), lang),
+                    lang,
+                ));
             }
             view["procedures"] = json!(members);
         }
@@ -276,17 +323,11 @@ pub(crate) async fn publish(
         }
         .into());
     }
-    let before = state
-        .catalogue
-        .snapshot()
-        .await?
-        .by_code(&code)
-        .map(|e| e.version);
-    let entry = state.catalogue.publish(&subject, doc).await?;
-    let status = if before == Some(entry.version) {
-        StatusCode::OK
-    } else {
+    let (entry, new_version) = state.catalogue.publish(&subject, doc).await?;
+    let status = if new_version {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(entry)).into_response())
 }
@@ -319,6 +360,6 @@ pub(crate) async fn versions(
     let snap = state.catalogue.snapshot().await?;
     let entry = snap
         .by_code(&code)
-        .ok_or_else(|| ProcedureError::NotFound(code.chars().take(80).collect()))?;
+        .ok_or_else(|| ProcedureError::not_found(&code))?;
     Ok(Json(state.catalogue.versions(&entry.id).await?).into_response())
 }

@@ -25,7 +25,10 @@ impl From<ProcedureError> for ApiProblem {
     fn from(e: ProcedureError) -> Self {
         if matches!(
             e,
-            ProcedureError::Store(_) | ProcedureError::Audit(_) | ProcedureError::Identity(_)
+            ProcedureError::Store(_)
+                | ProcedureError::Audit(_)
+                | ProcedureError::Identity(_)
+                | ProcedureError::Corrupt(_)
         ) {
             tracing::error!(error = %e, "procedure catalogue failed");
         }
@@ -45,7 +48,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 fn not_found(what: &str) -> ApiProblem {
-    ProcedureError::NotFound(what.chars().take(80).collect()).into()
+    ProcedureError::not_found(what).into()
 }
 
 /// A procedure or bundle as a GovStack `service`; Saphan's manual travels in `serviceBody`.
@@ -73,11 +76,30 @@ fn service_json(snap: &Snapshot, entry: &Entry, lang: Lang) -> Value {
         "name": doc.title().get(lang),
         "version": entry.version.to_string(),
         "type": "Public",
-        "isExecutable": true,
+        "isExecutable": executable(snap, entry),
         "isClosed": false,
         "description": doc.summary().get(lang),
         "serviceBody": body.into_iter().map(|(code, value)| json!({"code": code, "value": value})).collect::<Vec<_>>(),
     })
+}
+
+/// Whether the service can be applied for online (GovStack's `isExecutable`): a procedure
+/// with an online channel, or a bundle whose procedures all have one.
+fn executable(snap: &Snapshot, entry: &Entry) -> bool {
+    let online = |e: &Entry| {
+        e.document.as_procedure().is_some_and(|p| {
+            p.channels
+                .iter()
+                .any(|c| c.kind == saphan_procedures::document::ChannelKind::Online)
+        })
+    };
+    match &entry.document {
+        Document::Procedure(_) => online(entry),
+        Document::Bundle(_) => {
+            let members = snap.members(entry);
+            !members.is_empty() && members.iter().all(|m| online(m))
+        }
+    }
 }
 
 fn eform_item(entry: &Entry, latest: bool, lang: Lang) -> Value {
@@ -109,7 +131,7 @@ pub(crate) async fn services(
     let lang = request_lang(&headers, raw.as_deref());
     let snap = state.catalogue.snapshot().await?;
     let filter = Filter {
-        query: q.name,
+        query: q.name.map(|n| n.chars().take(100).collect()),
         ..Filter::default()
     };
     let list: Vec<Value> = snap
