@@ -118,16 +118,31 @@ impl Snapshot {
 }
 
 pub(crate) async fn snapshot(db: &Db) -> Result<Snapshot, AuditError> {
-    // The isolation level is part of BEGIN itself: a separate SET TRANSACTION failed now and
-    // then ("must be called before any query") when the driver had already spoken in the
-    // transaction.
+    use sqlx::Connection;
+    let mut conn = db.pool().acquire().await?;
     let mut tx = match db.backend() {
         saphan_store::Backend::Postgres => {
-            db.pool()
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            // Now and then under load a pooled connection comes back still inside a
+            // transaction the driver no longer counts; PostgreSQL then refuses to set the
+            // isolation level ("must be called before any query"). In a transaction of its
+            // own, a statement starts when its transaction does: if not, end the old one.
+            // (A simple query: in the extended protocol each message restarts the statement
+            // clock.)
+            let inside: bool =
+                sqlx::raw_sql("SELECT transaction_timestamp() <> statement_timestamp()")
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get(0)?;
+            if inside {
+                tracing::warn!(
+                    "a pooled database connection was still inside a transaction; ending it"
+                );
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            }
+            conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 .await?
         }
-        saphan_store::Backend::Sqlite => db.pool().begin().await?,
+        saphan_store::Backend::Sqlite => conn.begin().await?,
     };
     let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut *tx)
