@@ -471,6 +471,40 @@ impl Applications {
         self.get(id).await
     }
 
+    /// Deletes a draft that was never submitted (an API submission whose answers failed).
+    pub async fn discard(&self, applicant: &str, id: &str) -> Result<(), ApplicationError> {
+        let app = self.of_applicant(applicant, id).await?;
+        if app.status != Status::Draft || app.submitted_at.is_some() {
+            return Err(ApplicationError::conflict(
+                "ลบได้เฉพาะร่างที่ยังไม่เคยยื่น",
+                "only a draft never submitted can be discarded",
+            ));
+        }
+        sqlx::query("DELETE FROM ap_events WHERE application_id = $1")
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        sqlx::query("DELETE FROM ap_applications WHERE id = $1 AND status = 'draft'")
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an official may see an application: they may act on one of its tasks' agency
+    /// and role, now or before.
+    pub async fn may_see(
+        &self,
+        official: &Subject,
+        application: &Application,
+    ) -> Result<bool, ApplicationError> {
+        Ok(self
+            .tasks(&application.id)
+            .await?
+            .iter()
+            .any(|t| may_act(official, t)))
+    }
+
     /// The tasks of an application, in the order they opened.
     pub async fn tasks(&self, application: &str) -> Result<Vec<Task>, ApplicationError> {
         let rows = sqlx::query(&format!(

@@ -1035,7 +1035,7 @@ impl Provider {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT kind, client_id, identity_id, scope, issued_at, expires_at, family FROM oidc_tokens \
+            "SELECT kind, client_id, identity_id, scope, issued_at, expires_at, family, acr FROM oidc_tokens \
              WHERE token_hash = $1 AND revoked = 0 AND rotated = 0 AND expires_at > $2",
         )
         .bind(sha256_hex(token))
@@ -1050,16 +1050,25 @@ impl Provider {
             issued_at: r.get(4),
             expires_at: r.get(5),
             family: r.get(6),
+            acr: r.get(7),
         }))
     }
 
-    /// The identity a live access token speaks for (for APIs a person calls through an app).
-    pub async fn access_token_identity(&self, token: &str) -> Result<Option<String>, OAuthError> {
+    /// The identity a live access token speaks for, and the assurance of the sign-in that
+    /// issued it (for APIs a person calls through an app).
+    pub async fn access_token_holder(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, saphan_identity::Assurance)>, OAuthError> {
         Ok(self
             .live_token(token)
             .await?
             .filter(|t| t.kind == "access")
-            .map(|t| t.identity_id))
+            .and_then(|t| {
+                saphan_identity::Assurance::parse_acr(&t.acr)
+                    .ok()
+                    .map(|a| (t.identity_id, a))
+            }))
     }
 
     /// UserInfo (OIDC Core §5.3) for a bearer access token.
@@ -1287,6 +1296,7 @@ struct Grant {
 }
 
 struct LiveToken {
+    acr: String,
     kind: String,
     client_id: String,
     identity_id: String,

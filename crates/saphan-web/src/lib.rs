@@ -8,6 +8,7 @@
 
 mod account;
 mod admin;
+mod applications_api;
 mod cookies;
 mod exchange;
 mod exchange_admin;

@@ -46,7 +46,8 @@ pub fn router(state: AppState) -> Router {
     with_edge_layers(
         routes()
             .merge(exchange_api::routes())
-            .merge(registration::routes()),
+            .merge(registration::routes())
+            .merge(crate::applications_api::routes()),
         state,
     )
     .merge(gateway)

@@ -64,6 +64,8 @@ pub struct AppState {
     pub registries: saphan_registry::Registries,
     /// The one-stop catalogue of procedures and bundles.
     pub catalogue: saphan_procedures::Catalogue,
+    /// Applications and their workflow.
+    pub applications: saphan_applications::Applications,
 }
 
 impl AppState {
@@ -114,7 +116,10 @@ impl AppState {
             saphan_registry::Registries::new(db.clone(), audit.clone(), directory.clone());
         let catalogue =
             saphan_procedures::Catalogue::new(db.clone(), audit.clone(), directory.clone());
+        let applications =
+            saphan_applications::Applications::new(db.clone(), audit.clone(), catalogue.clone());
         AppState {
+            applications,
             catalogue,
             registries,
             exchange,

@@ -114,23 +114,12 @@ impl SeedStep for DemoPeople {
                 .service::<Directory>()
                 .ok_or_else(|| ctx.fail("the directory is not available"))?;
             let fail = |e: saphan_identity::IdentityError| ctx.fail(e);
-            for (code, th, en) in [
-                (
-                    "dga",
-                    "สำนักงานพัฒนารัฐบาลดิจิทัล",
-                    "Digital Government Development Agency",
-                ),
-                (
-                    "dopa",
-                    "กรมการปกครอง",
-                    "Department of Provincial Administration",
-                ),
-                (
-                    "dbd",
-                    "กรมพัฒนาธุรกิจการค้า",
-                    "Department of Business Development",
-                ),
-            ] {
+            // The agencies the demo's procedures name, and DBD.
+            for (code, th, en) in saphan_procedures::demo::AGENCIES.into_iter().chain([(
+                "dbd",
+                "กรมพัฒนาธุรกิจการค้า",
+                "Department of Business Development",
+            )]) {
                 directory
                     .upsert_agency(
                         "system:demo",
@@ -213,6 +202,46 @@ impl SeedStep for DemoPeople {
                     proofing: "counter:biometric",
                     totp: true,
                     roles: vec![("dga", Role::PlatformAdmin)],
+                    act_for: None,
+                },
+                Person {
+                    label: "official: DOPA approver",
+                    kind: "official",
+                    login: nid(),
+                    ial: Ial::L2_3,
+                    proofing: "counter:chip-card",
+                    totp: true,
+                    roles: vec![("dopa", Role::Approver)],
+                    act_for: None,
+                },
+                Person {
+                    label: "official: Demo City reviewer and approver",
+                    kind: "official",
+                    login: nid(),
+                    ial: Ial::L2_3,
+                    proofing: "counter:chip-card",
+                    totp: true,
+                    roles: vec![("demo-city", Role::Reviewer), ("demo-city", Role::Approver)],
+                    act_for: None,
+                },
+                Person {
+                    label: "official: DPT reviewer and approver",
+                    kind: "official",
+                    login: nid(),
+                    ial: Ial::L2_3,
+                    proofing: "counter:chip-card",
+                    totp: true,
+                    roles: vec![("dpt", Role::Reviewer), ("dpt", Role::Approver)],
+                    act_for: None,
+                },
+                Person {
+                    label: "official: Immigration approver",
+                    kind: "official",
+                    login: nid(),
+                    ial: Ial::L2_3,
+                    proofing: "counter:chip-card",
+                    totp: true,
+                    roles: vec![("imm", Role::Approver)],
                     act_for: None,
                 },
             ];

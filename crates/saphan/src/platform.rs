@@ -22,6 +22,7 @@ pub fn migrations() -> Vec<Migration> {
         saphan_exchange::MIGRATIONS,
         saphan_registry::MIGRATIONS,
         saphan_procedures::MIGRATIONS,
+        saphan_applications::MIGRATIONS,
     ]
     .concat()
 }
