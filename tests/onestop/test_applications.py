@@ -83,6 +83,13 @@ def test_a_certificate_of_residence_through_the_api_alone(spec):
 
     anonymous = requests.post(BASE_URL + url, json={"applicantId": "x", "formData": {"data": ANSWERS}}, timeout=10)
     assert anonymous.status_code == 401
+    # A session without the CSRF header, and a bearer token the digital ID did not issue for
+    # `applications`, are refused.
+    no_csrf = me.http.post(BASE_URL + url, json={"applicantId": "x", "formData": {"data": ANSWERS}}, timeout=10)
+    assert no_csrf.status_code == 403, no_csrf.text
+    forged = requests.post(BASE_URL + url, json={"applicantId": "x", "formData": {"data": ANSWERS}},
+                           headers={"Authorization": "Bearer not-a-token"}, timeout=10)
+    assert forged.status_code == 401
 
     r = checked(spec, me.req("POST", url, json={"applicantId": "me", "formData": {"data": {**ANSWERS, "purpose": "bank"}}}))
     assert r.status_code == 200, r.text

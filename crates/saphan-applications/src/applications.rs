@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use saphan_audit::{AuditEntry, AuditLog};
 use saphan_core::clock::{format_instant, now_text};
 use saphan_core::Text;
-use saphan_identity::{Action, Resource, Subject};
+use saphan_identity::{Action, Subject};
 use saphan_procedures::document::TaskRole;
 use saphan_procedures::{Catalogue, Document, Entry, FieldError, ProcedureDoc};
 use saphan_store::sqlx::{self, Row};
@@ -105,10 +105,6 @@ fn tracking_number() -> String {
     out
 }
 
-fn due(days: u32) -> String {
-    format_instant(time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days)))
-}
-
 /// The procedures an application runs: the procedure itself (at the version applied under),
 /// or a bundle's procedures at their current versions.
 fn procedures_of(entry: &Entry, snapshot: &saphan_procedures::Snapshot) -> Vec<ProcedureDoc> {
@@ -167,6 +163,18 @@ impl Applications {
         let entry = snapshot
             .find(service)
             .ok_or_else(|| ApplicationError::not_found(service))?;
+        let procedures = procedures_of(entry, &snapshot);
+        let online = |p: &ProcedureDoc| {
+            p.channels
+                .iter()
+                .any(|c| c.kind == saphan_procedures::document::ChannelKind::Online)
+        };
+        if procedures.is_empty() || !procedures.iter().all(online) {
+            return Err(ApplicationError::conflict(
+                "บริการนี้ยังไม่เปิดให้ยื่นออนไลน์ โปรดดูช่องทางในคู่มือ",
+                "this service cannot be applied for online yet; see the manual's channels",
+            ));
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_text();
         let tracking = tracking_number();
@@ -267,9 +275,28 @@ impl Applications {
             .iter()
             .flat_map(|p| p.form.properties())
             .collect();
+        // Once a procedure of a bundle is decided, its answers are what was decided on.
+        let decided: std::collections::BTreeSet<&str> = procedures
+            .iter()
+            .filter(|p| app.decisions.contains_key(&p.code))
+            .flat_map(|p| p.form.properties())
+            .filter(|f| {
+                !procedures.iter().any(|p| {
+                    !app.decisions.contains_key(&p.code) && p.form.properties().contains(f)
+                })
+            })
+            .collect();
         let mut problems = Vec::new();
         for field in answers.keys() {
-            if app.verified.contains_key(field) {
+            if decided.contains(field.as_str()) {
+                problems.push(FieldError {
+                    field: field.clone(),
+                    message: Text::owned(
+                        format!("{field} เป็นข้อมูลของรายการที่พิจารณาแล้ว แก้ไขไม่ได้"),
+                        format!("{field} belongs to a decided procedure and cannot change"),
+                    ),
+                });
+            } else if app.verified.contains_key(field) {
                 problems.push(FieldError {
                     field: field.clone(),
                     message: Text::owned(
@@ -319,12 +346,21 @@ impl Applications {
             }
         }
         let now = now_text();
-        sqlx::query("UPDATE ap_applications SET answers = $1, updated_at = $2 WHERE id = $3")
-            .bind(&text)
-            .bind(&now)
-            .bind(id)
-            .execute(self.db.pool())
-            .await?;
+        let saved = sqlx::query(
+            "UPDATE ap_applications SET answers = $1, updated_at = $2 \
+             WHERE id = $3 AND status IN ('draft', 'sent-back')",
+        )
+        .bind(&text)
+        .bind(&now)
+        .bind(id)
+        .execute(self.db.pool())
+        .await?;
+        if saved.rows_affected() != 1 {
+            return Err(ApplicationError::conflict(
+                "คำขอถูกยื่นไปแล้วในระหว่างนี้",
+                "the application was submitted meanwhile",
+            ));
+        }
         app.updated_at = now;
         Ok(app)
     }
@@ -453,14 +489,13 @@ impl Applications {
                 open_stage(&mut tx, id, p, 0, &now).await?;
             }
         }
-        tx.commit().await?;
         let (th, en) = if resubmission {
             ("ส่งข้อมูลเพิ่มเติมแล้ว", "Sent what was missing")
         } else {
             ("ยื่นคำขอแล้ว", "Submitted")
         };
-        self.event(id, applicant, "submitted", Text::new(th, en))
-            .await?;
+        event_in(&mut tx, id, applicant, "submitted", &Text::new(th, en)).await?;
+        tx.commit().await?;
         self.record(
             applicant,
             "application.submit",
@@ -491,18 +526,55 @@ impl Applications {
         Ok(())
     }
 
-    /// Whether an official may see an application: they may act on one of its tasks' agency
-    /// and role, now or before.
-    pub async fn may_see(
+    /// An application as an official sees it: only the answers and verified values of the
+    /// procedures whose tasks they may act on (now or before); `None` when there are none.
+    pub async fn official_view(
         &self,
         official: &Subject,
-        application: &Application,
-    ) -> Result<bool, ApplicationError> {
-        Ok(self
+        mut application: Application,
+    ) -> Result<Option<Application>, ApplicationError> {
+        let codes: std::collections::BTreeSet<String> = self
             .tasks(&application.id)
             .await?
+            .into_iter()
+            .filter(|t| may_act(official, t))
+            .map(|t| t.procedure_code)
+            .collect();
+        if codes.is_empty() {
+            return Ok(None);
+        }
+        let procedures = self.procedures(&application).await?;
+        let fields: std::collections::BTreeSet<String> = procedures
             .iter()
-            .any(|t| may_act(official, t)))
+            .filter(|p| codes.contains(&p.code))
+            .flat_map(|p| p.form.properties().into_iter().map(str::to_string))
+            .collect();
+        application.answers.retain(|k, _| fields.contains(k));
+        application.verified.retain(|k, _| fields.contains(k));
+        Ok(Some(application))
+    }
+
+    /// A task and its application as the official who may act on it sees them (only that
+    /// procedure's answers); to anyone else, no such task.
+    pub async fn task_for(
+        &self,
+        official: &Subject,
+        task_id: &str,
+    ) -> Result<(Task, Application), ApplicationError> {
+        let hidden = || ApplicationError::NotFound(Text::new("ไม่พบงาน", "no such task"));
+        let task = match self.task(task_id).await {
+            Ok(t) if may_act(official, &t) => t,
+            Ok(_) | Err(ApplicationError::NotFound(_)) => return Err(hidden()),
+            Err(e) => return Err(e),
+        };
+        let mut app = self.get(&task.application_id).await?;
+        let procedures = self.procedures(&app).await?;
+        if let Some(p) = procedures.iter().find(|p| p.code == task.procedure_code) {
+            let fields = p.form.properties();
+            app.answers.retain(|k, _| fields.contains(&k.as_str()));
+            app.verified.retain(|k, _| fields.contains(&k.as_str()));
+        }
+        Ok((task, app))
     }
 
     /// The tasks of an application, in the order they opened.
@@ -586,6 +658,27 @@ impl Applications {
                 "reviewers ask for what is missing",
             )));
         }
+        // What the application runs, read before the transaction (the entry and version an
+        // application was made under never change).
+        let filed = self.get(&task.application_id).await?;
+        if let Subject::Person { identity_id, .. } = official {
+            if *identity_id == filed.applicant {
+                return Err(ApplicationError::Forbidden(Text::new(
+                    "เจ้าหน้าที่พิจารณาคำขอของตนเองไม่ได้",
+                    "officials do not decide their own applications",
+                )));
+            }
+        }
+        let entry = self
+            .catalogue
+            .version(&filed.entry_id, filed.version)
+            .await?;
+        let snapshot = self.catalogue.snapshot().await?;
+        let procedures = procedures_of(&entry, &snapshot);
+        let procedure = procedures
+            .iter()
+            .find(|p| p.code == task.procedure_code)
+            .ok_or_else(|| corrupt("task", "its procedure is not in the application"))?;
         let now = now_text();
         let actor = official.actor();
         let mut tx = self.db.pool().begin().await?;
@@ -623,6 +716,12 @@ impl Applications {
                 "this task was already completed",
             ));
         }
+        if matches!(decision, Decision::RequestMissing { .. }) && sendbacks > 0 {
+            return Err(ApplicationError::conflict(
+                "ขอเอกสารเพิ่มเติมได้เพียงครั้งเดียว (พ.ร.บ.การอำนวยความสะดวกฯ)",
+                "what is missing may be asked for only once (Licensing Facilitation Act)",
+            ));
+        }
         let (outcome, status) = match &decision {
             Decision::Approve { .. } => ("approved", "done"),
             Decision::Reject { .. } => ("rejected", "done"),
@@ -639,23 +738,10 @@ impl Applications {
         .bind(task_id)
         .execute(&mut *tx)
         .await?;
-        let entry = self.catalogue.version(&app.entry_id, app.version).await?;
-        let snapshot = self.catalogue.snapshot().await?;
-        let procedures = procedures_of(&entry, &snapshot);
-        let procedure = procedures
-            .iter()
-            .find(|p| p.code == task.procedure_code)
-            .ok_or_else(|| corrupt("task", "its procedure is not in the application"))?;
         let mut decisions = app.decisions.clone();
         let event: Text;
         match &decision {
             Decision::RequestMissing { items } => {
-                if sendbacks > 0 {
-                    return Err(ApplicationError::conflict(
-                        "ขอเอกสารเพิ่มเติมได้เพียงครั้งเดียว (พ.ร.บ.การอำนวยความสะดวกฯ)",
-                        "what is missing may be asked for only once (Licensing Facilitation Act)",
-                    ));
-                }
                 sqlx::query(
                     "UPDATE ap_tasks SET status = 'paused' WHERE application_id = $1 AND status = 'open'",
                 )
@@ -761,9 +847,9 @@ impl Applications {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The timeline line commits with the decision (numbered under the application's lock).
+        event_in(&mut tx, &task.application_id, &actor, outcome, &event).await?;
         tx.commit().await?;
-        self.event(&task.application_id, &actor, outcome, event)
-            .await?;
         self.record(
             &actor,
             "application.task",
@@ -829,14 +915,54 @@ impl Applications {
     }
 }
 
-/// Whether an official holds the task's role in its agency (approvers may also review).
+/// Adds a line to an application's timeline inside a transaction that holds the application
+/// (so the next number is free).
+async fn event_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    application: &str,
+    actor: &str,
+    kind: &str,
+    text: &Text,
+) -> Result<(), ApplicationError> {
+    sqlx::query(
+        "INSERT INTO ap_events (application_id, seq, at, actor, kind, text) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM ap_events WHERE application_id = $1",
+    )
+    .bind(application)
+    .bind(now_text())
+    .bind(actor)
+    .bind(kind)
+    .bind(serde_json::to_string(text).expect("text serialises"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether an official holds the task's role in its agency themselves (approvers may also
+/// review); the operator and platform administrators do not decide agencies' applications.
 fn may_act(official: &Subject, task: &Task) -> bool {
     let action = if task.role == "approver" {
         Action::ApproveApplications
     } else {
         Action::ReviewApplications
     };
-    official.may(&action, &Resource::Agency(task.agency.clone()))
+    official.acts_for_agency(&action, &task.agency)
+}
+
+/// Adds working days (Monday to Friday; public holidays are not known yet).
+fn due(working_days: u32) -> String {
+    let mut day = time::OffsetDateTime::now_utc();
+    let mut left = working_days;
+    while left > 0 {
+        day += time::Duration::days(1);
+        if !matches!(
+            day.weekday(),
+            time::Weekday::Saturday | time::Weekday::Sunday
+        ) {
+            left -= 1;
+        }
+    }
+    format_instant(day)
 }
 
 fn checked_text(text: &str, field: &str) -> Result<Text, ApplicationError> {

@@ -173,6 +173,19 @@ impl Subject {
         }
     }
 
+    /// Whether the subject itself holds a role that permits `action` in `agency`, whatever
+    /// else it may do. Decisions on people's applications need this: the operator and platform
+    /// administrators run the platform, they do not grant an agency's licences.
+    pub fn acts_for_agency(&self, action: &Action, agency: &str) -> bool {
+        match self {
+            Subject::Operator => false,
+            Subject::Person { roles, .. } => roles
+                .iter()
+                .filter(|r| r.agency == agency)
+                .any(|r| role_permits(r.role, action)),
+        }
+    }
+
     pub fn may(&self, action: &Action, resource: &Resource) -> bool {
         let roles = match self {
             Subject::Operator => return true,

@@ -1055,15 +1055,16 @@ impl Provider {
     }
 
     /// The identity a live access token speaks for, and the assurance of the sign-in that
-    /// issued it (for APIs a person calls through an app).
+    /// issued it (for APIs a person calls through an app), if the token carries `scope`.
     pub async fn access_token_holder(
         &self,
         token: &str,
+        scope: &str,
     ) -> Result<Option<(String, saphan_identity::Assurance)>, OAuthError> {
         Ok(self
             .live_token(token)
             .await?
-            .filter(|t| t.kind == "access")
+            .filter(|t| t.kind == "access" && t.scope.split(' ').any(|s| s == scope))
             .and_then(|t| {
                 saphan_identity::Assurance::parse_acr(&t.acr)
                     .ok()

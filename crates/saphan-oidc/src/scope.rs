@@ -49,6 +49,14 @@ pub const SCOPES: &[ScopeInfo] = &[
         ),
         claims: &["roles"],
     },
+    ScopeInfo {
+        name: "applications",
+        consent: Text::new(
+            "ยื่นคำขอรับบริการภาครัฐในนามของคุณ และติดตามคำขอของคุณ",
+            "Apply for government services in your name, and follow your applications",
+        ),
+        claims: &[],
+    },
 ];
 
 pub fn info(name: &str) -> Option<&'static ScopeInfo> {

@@ -6,9 +6,10 @@
 //! translate HTTP to `saphan-applications` calls, which decide who may do what.
 //!
 //! Who is calling: a person signed in with the digital ID, by their browser session (changes
-//! also need `X-CSRF-Token`) or by an OpenID access token the digital ID issued to an app
-//! (`Authorization: Bearer`). Officials act with two factors (AAL 2); the operator's admin
-//! token acts as the operator.
+//! also need `X-CSRF-Token`) or by an OpenID access token the digital ID issued to an app for
+//! the `applications` scope (`Authorization: Bearer`). Officials act only from a browser
+//! session signed in with two factors (AAL 2): an app's token, which a refresh keeps alive,
+//! never decides for an agency.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -93,7 +94,11 @@ async fn person(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = bearer {
-        return match state.oidc.access_token_holder(token.trim()).await {
+        return match state
+            .oidc
+            .access_token_holder(token.trim(), "applications")
+            .await
+        {
             Ok(Some((identity, assurance))) => Ok((identity, assurance.aal)),
             Ok(None) => Err(sign_in_first()),
             Err(e) => Err(crate::oidc::server_problem(e)),
@@ -117,21 +122,27 @@ async fn person(
     Ok((session.identity_id, session.aal))
 }
 
-/// An official (two factors) or the operator (admin token).
+/// An official: a browser session signed in with two factors.
 async fn official(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Subject, ApiProblem> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if let Some(token) = bearer {
-        if state.admin_token.as_ref().is_some_and(|t| t.matches(token)) {
-            return Ok(Subject::Operator);
-        }
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Err(ApiProblem(
+            Problem::new(
+                ProblemKind::Forbidden,
+                "officials-sign-in",
+                Text::new(
+                    "เจ้าหน้าที่ทำรายการจากเซสชันที่เข้าสู่ระบบด้วยสองปัจจัยเท่านั้น",
+                    "Officials act from a session signed in with two factors",
+                ),
+            )
+            .with_detail(Text::new(
+                "ไม่รับ access token ของแอปในการพิจารณาคำขอ",
+                "An app's access token does not decide applications",
+            )),
+        ));
     }
     let (identity, aal) = person(state, method, headers).await?;
     if aal < Aal::L2 {
@@ -325,12 +336,6 @@ async fn visible(
     headers: &HeaderMap,
     file_id: &str,
 ) -> Result<Application, ApiProblem> {
-    let app = state.applications.get(file_id).await?;
-    if let Ok((me, _)) = person(state, method, headers).await {
-        if me == app.applicant {
-            return Ok(app);
-        }
-    }
     // Whoever is neither the applicant nor an official with a task on it learns nothing,
     // not even that the application exists.
     let hidden = || {
@@ -339,14 +344,24 @@ async fn visible(
             "no such application",
         )))
     };
+    let app = match state.applications.get(file_id).await {
+        Ok(app) => app,
+        Err(ApplicationError::NotFound(_)) => return Err(hidden()),
+        Err(e) => return Err(e.into()),
+    };
+    if let Ok((me, _)) = person(state, method, headers).await {
+        if me == app.applicant {
+            return Ok(app);
+        }
+    }
     let Ok(official) = official(state, method, headers).await else {
         return Err(hidden());
     };
-    if state.applications.may_see(&official, &app).await? {
-        Ok(app)
-    } else {
-        Err(hidden())
-    }
+    state
+        .applications
+        .official_view(&official, app)
+        .await?
+        .ok_or_else(hidden)
 }
 
 #[utoipa::path(get, path = "/registration/applications/{fileId}", tag = "one-stop",
@@ -456,11 +471,7 @@ pub(crate) async fn task(
 ) -> Result<Response, ApiProblem> {
     let lang = request_lang(&headers, raw.as_deref());
     let who = official(&state, &method, &headers).await?;
-    let task = state.applications.task(&task_id).await?;
-    let app = state.applications.get(&task.application_id).await?;
-    if !state.applications.may_see(&who, &app).await? {
-        return Err(ApplicationError::NotFound(Text::new("ไม่พบงาน", "no such task")).into());
-    }
+    let (task, app) = state.applications.task_for(&who, &task_id).await?;
     let mut body = task_json(&task, Some(&app), lang);
     body["serviceName"] = json!(service_name(&state, &app, lang).await);
     body["trackingNumber"] = json!(app.tracking);
