@@ -13,15 +13,18 @@ use saphan_store::sqlx::{self, Row};
 use saphan_store::Db;
 use serde_json::{json, Map, Value};
 
-use crate::model::{Application, Decision, Event, Status, Task, Verified};
+use crate::model::{Application, Decision, Event, Member, Status, Task, Verified};
 use crate::ApplicationError;
+
+/// The most tasks an inbox shows at once, soonest due first.
+const INBOX_LIMIT: usize = 500;
 
 /// Answers larger than this are refused: forms ask for text, uploads travel separately.
 const MAX_ANSWERS_BYTES: usize = 256 * 1024;
 
 const APPLICATION_COLUMNS: &str =
     "id, tracking, entry_id, version, code, applicant, status, answers, verified, \
-     missing, decisions, created_at, submitted_at, decided_at, updated_at";
+     missing, decisions, created_at, submitted_at, decided_at, updated_at, members";
 
 const TASK_COLUMNS: &str =
     "id, application_id, procedure_code, stage, task_key, title, agency, role, status, \
@@ -59,6 +62,7 @@ fn application_of(row: &sqlx::any::AnyRow) -> Result<Application, ApplicationErr
         submitted_at: row.get(12),
         decided_at: row.get(13),
         updated_at: row.get(14),
+        members: serde_json::from_value(json(15)?).map_err(|e| corrupt("members", e))?,
     })
 }
 
@@ -105,8 +109,8 @@ fn tracking_number() -> String {
     out
 }
 
-/// The procedures an application runs: the procedure itself (at the version applied under),
-/// or a bundle's procedures at their current versions.
+/// The procedures a service runs today: the procedure itself, or a bundle's procedures at
+/// their current versions (an application pins them when it starts).
 fn procedures_of(entry: &Entry, snapshot: &saphan_procedures::Snapshot) -> Vec<ProcedureDoc> {
     match &entry.document {
         Document::Procedure(p) => vec![(**p).clone()],
@@ -178,10 +182,20 @@ impl Applications {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_text();
         let tracking = tracking_number();
+        // A bundle's procedures are pinned now: the application runs these versions even if
+        // an agency publishes a new one meanwhile.
+        let members: Vec<Member> = snapshot
+            .members(entry)
+            .iter()
+            .map(|m| Member {
+                id: m.id.clone(),
+                version: m.version,
+            })
+            .collect();
         sqlx::query(
             "INSERT INTO ap_applications (id, tracking, entry_id, version, code, applicant, status, answers, \
-             verified, decisions, sendbacks, revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'draft', '{}', '{}', '{}', 0, 0, $7, $7)",
+             verified, decisions, members, sendbacks, revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'draft', '{}', '{}', '{}', $8, 0, 0, $7, $7)",
         )
         .bind(&id)
         .bind(&tracking)
@@ -190,6 +204,7 @@ impl Applications {
         .bind(entry.code())
         .bind(applicant)
         .bind(&now)
+        .bind(serde_json::to_string(&members).expect("members serialise"))
         .execute(self.db.pool())
         .await?;
         self.event(
@@ -249,8 +264,19 @@ impl Applications {
             .catalogue
             .version(&application.entry_id, application.version)
             .await?;
-        let snapshot = self.catalogue.snapshot().await?;
-        Ok(procedures_of(&entry, &snapshot))
+        match &entry.document {
+            Document::Procedure(p) => Ok(vec![(**p).clone()]),
+            Document::Bundle(_) => {
+                let mut procedures = Vec::new();
+                for m in &application.members {
+                    let version = self.catalogue.version(&m.id, m.version).await?;
+                    if let Some(p) = version.document.as_procedure() {
+                        procedures.push(p.clone());
+                    }
+                }
+                Ok(procedures)
+            }
+        }
     }
 
     /// Saves answers (merged into those already given) while the application is with the
@@ -602,11 +628,30 @@ impl Applications {
     /// The open tasks an official may act on: their agencies' tasks for their roles, oldest
     /// due first.
     pub async fn inbox(&self, official: &Subject) -> Result<Vec<Task>, ApplicationError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM ap_tasks WHERE status = 'open' ORDER BY due_at, id"
-        ))
-        .fetch_all(self.db.pool())
-        .await?;
+        // Only the official's own agencies' tasks are read (the role is checked per task).
+        let agencies: Vec<&str> = match official {
+            Subject::Person { roles, .. } => {
+                let mut a: Vec<&str> = roles.iter().map(|r| r.agency.as_str()).collect();
+                a.sort_unstable();
+                a.dedup();
+                a
+            }
+            Subject::Operator => Vec::new(),
+        };
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=agencies.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM ap_tasks WHERE status = 'open' AND agency IN ({}) \
+             ORDER BY due_at, id LIMIT {INBOX_LIMIT}",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for agency in &agencies {
+            query = query.bind(*agency);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
         let mut tasks = Vec::new();
         for row in &rows {
             let task = task_of(row)?;
@@ -669,12 +714,7 @@ impl Applications {
                 )));
             }
         }
-        let entry = self
-            .catalogue
-            .version(&filed.entry_id, filed.version)
-            .await?;
-        let snapshot = self.catalogue.snapshot().await?;
-        let procedures = procedures_of(&entry, &snapshot);
+        let procedures = self.procedures(&filed).await?;
         let procedure = procedures
             .iter()
             .find(|p| p.code == task.procedure_code)
@@ -704,7 +744,7 @@ impl Applications {
         .fetch_one(&mut *tx)
         .await?;
         let app = application_of(&row)?;
-        let sendbacks: i64 = row.get(15);
+        let sendbacks: i64 = row.get(16);
         let still_open: String = sqlx::query("SELECT status FROM ap_tasks WHERE id = $1")
             .bind(task_id)
             .fetch_one(&mut *tx)

@@ -18,7 +18,7 @@ pub mod model;
 
 pub use applications::Applications;
 pub use error::ApplicationError;
-pub use model::{Application, Decision, Event, Status, Task, TaskStatus, Verified};
+pub use model::{Application, Decision, Event, Member, Status, Task, TaskStatus, Verified};
 
 use saphan_store::Migration;
 
@@ -37,6 +37,7 @@ CREATE TABLE ap_applications (
     verified TEXT NOT NULL,
     missing TEXT,
     decisions TEXT NOT NULL,
+    members TEXT NOT NULL,
     sendbacks BIGINT NOT NULL,
     revision BIGINT NOT NULL,
     created_at TEXT NOT NULL,
@@ -63,7 +64,7 @@ CREATE TABLE ap_tasks (
     due_at TEXT NOT NULL,
     completed_at TEXT
 );
-CREATE INDEX ap_tasks_open ON ap_tasks (status, due_at);
+CREATE INDEX ap_tasks_inbox ON ap_tasks (agency, status, due_at);
 CREATE INDEX ap_tasks_application ON ap_tasks (application_id);
 CREATE TABLE ap_events (
     application_id TEXT NOT NULL,

@@ -112,6 +112,8 @@ pub struct Application {
     pub missing: Vec<Text>,
     /// Each procedure's decision, by code (`approved` / `rejected`), once decided.
     pub decisions: BTreeMap<String, String>,
+    /// For a bundle: its procedures at the versions current when the application started.
+    pub members: Vec<Member>,
     pub created_at: String,
     pub submitted_at: Option<String>,
     pub decided_at: Option<String>,
@@ -127,6 +129,14 @@ impl Application {
         }
         all
     }
+}
+
+/// A bundle's procedure, pinned at a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// The catalogue entry.
+    pub id: String,
+    pub version: i64,
 }
 
 /// What an official's task is doing.
