@@ -45,19 +45,46 @@ fn fee_text(satang: u64, lang: Lang) -> String {
     }
 }
 
-/// Agencies' names in one read per page (a catalogue page lists many procedures).
-struct AgencyNames(std::collections::HashMap<String, Text>);
+/// Agencies' names, read at most every few seconds per node (they change rarely; every
+/// catalogue page shows them).
+struct AgencyNames(std::sync::Arc<std::collections::HashMap<String, Text>>);
+
+/// A node's agency names and when they were read.
+pub(crate) type CachedNames = (
+    std::time::Instant,
+    std::sync::Arc<std::collections::HashMap<String, Text>>,
+);
+
+const NAMES_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AgencyNames {
     async fn load(state: &AppState) -> Result<AgencyNames, ApiProblem> {
+        if let Some((at, names)) = state
+            .agency_names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < NAMES_TTL {
+                return Ok(AgencyNames(names.clone()));
+            }
+        }
         let agencies = state
             .directory
             .agencies()
             .await
             .map_err(|e| ApiProblem(e.problem()))?;
-        Ok(AgencyNames(
-            agencies.into_iter().map(|a| (a.code, a.name)).collect(),
-        ))
+        let names = std::sync::Arc::new(
+            agencies
+                .into_iter()
+                .map(|a| (a.code, a.name))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        *state
+            .agency_names
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), names.clone()));
+        Ok(AgencyNames(names))
     }
 
     fn get(&self, code: &str, lang: Lang) -> String {

@@ -66,6 +66,8 @@ pub struct AppState {
     pub catalogue: saphan_procedures::Catalogue,
     /// Applications and their workflow.
     pub applications: saphan_applications::Applications,
+    /// Agencies' names for the portal's pages, read again after a few seconds.
+    pub(crate) agency_names: Arc<std::sync::RwLock<Option<crate::procedures::CachedNames>>>,
 }
 
 impl AppState {
@@ -119,6 +121,7 @@ impl AppState {
         let applications =
             saphan_applications::Applications::new(db.clone(), audit.clone(), catalogue.clone());
         AppState {
+            agency_names: Arc::new(std::sync::RwLock::new(None)),
             applications,
             catalogue,
             registries,
