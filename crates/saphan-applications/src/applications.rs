@@ -192,6 +192,8 @@ impl Applications {
                 version: m.version,
             })
             .collect();
+        // The application and its first timeline line are written together.
+        let mut tx = self.db.pool().begin().await?;
         sqlx::query(
             "INSERT INTO ap_applications (id, tracking, entry_id, version, code, applicant, status, answers, \
              verified, decisions, members, sendbacks, revision, created_at, updated_at) \
@@ -205,18 +207,14 @@ impl Applications {
         .bind(applicant)
         .bind(&now)
         .bind(serde_json::to_string(&members).expect("members serialise"))
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
-        self.event(
-            &id,
-            applicant,
-            "started",
-            Text::owned(
-                format!("เริ่มคำขอ {}", entry.document.title().th),
-                format!("Started an application for {}", entry.document.title().en),
-            ),
-        )
-        .await?;
+        let started = Text::owned(
+            format!("เริ่มคำขอ {}", entry.document.title().th),
+            format!("Started an application for {}", entry.document.title().en),
+        );
+        event_in(&mut tx, &id, applicant, "started", &started).await?;
+        tx.commit().await?;
         self.get(&id).await
     }
 
@@ -900,38 +898,6 @@ impl Applications {
         self.get(&task.application_id).await
     }
 
-    async fn event(
-        &self,
-        application: &str,
-        actor: &str,
-        kind: &str,
-        text: Text,
-    ) -> Result<(), ApplicationError> {
-        // The next number per application; the primary key refuses a duplicate, so retry.
-        for _ in 0..5 {
-            let inserted = sqlx::query(
-                "INSERT INTO ap_events (application_id, seq, at, actor, kind, text) \
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM ap_events WHERE application_id = $1",
-            )
-            .bind(application)
-            .bind(now_text())
-            .bind(actor)
-            .bind(kind)
-            .bind(serde_json::to_string(&text).expect("text serialises"))
-            .execute(self.db.pool())
-            .await;
-            match inserted {
-                Ok(_) => return Ok(()),
-                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApplicationError::conflict(
-            "บันทึกเหตุการณ์ไม่ได้",
-            "the timeline is busy; try again",
-        ))
-    }
-
     /// The application's timeline, oldest first.
     pub async fn timeline(&self, application: &str) -> Result<Vec<Event>, ApplicationError> {
         let rows = sqlx::query(
@@ -955,8 +921,8 @@ impl Applications {
     }
 }
 
-/// Adds a line to an application's timeline inside a transaction that holds the application
-/// (so the next number is free).
+/// Adds a line to an application's timeline, in the transaction that writes the application
+/// row (which serialises writers, so the next number is free). The only way lines are added.
 async fn event_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     application: &str,
