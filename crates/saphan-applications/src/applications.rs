@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use saphan_audit::{AuditEntry, AuditLog};
 use saphan_core::clock::{format_instant, now_text};
 use saphan_core::Text;
-use saphan_identity::{Action, Subject};
+use saphan_identity::{Action, Directory, Subject};
 use saphan_procedures::document::TaskRole;
 use saphan_procedures::{Catalogue, Document, Entry, FieldError, ProcedureDoc};
 use saphan_store::sqlx::{self, Row};
@@ -24,7 +24,8 @@ const MAX_ANSWERS_BYTES: usize = 256 * 1024;
 
 const APPLICATION_COLUMNS: &str =
     "id, tracking, entry_id, version, code, applicant, status, answers, verified, \
-     missing, decisions, created_at, submitted_at, decided_at, updated_at, members";
+     missing, decisions, created_at, submitted_at, decided_at, updated_at, members, \
+     on_behalf_of, on_behalf_of_name";
 
 const TASK_COLUMNS: &str =
     "id, application_id, procedure_code, stage, task_key, title, agency, role, status, \
@@ -63,6 +64,8 @@ fn application_of(row: &sqlx::any::AnyRow) -> Result<Application, ApplicationErr
         decided_at: row.get(13),
         updated_at: row.get(14),
         members: serde_json::from_value(json(15)?).map_err(|e| corrupt("members", e))?,
+        on_behalf_of: row.get(16),
+        on_behalf_of_name: row.get(17),
     })
 }
 
@@ -111,7 +114,10 @@ fn tracking_number() -> String {
 
 /// The procedures a service runs today: the procedure itself, or a bundle's procedures at
 /// their current versions (an application pins them when it starts).
-fn procedures_of(entry: &Entry, snapshot: &saphan_procedures::Snapshot) -> Vec<ProcedureDoc> {
+pub(crate) fn procedures_of(
+    entry: &Entry,
+    snapshot: &saphan_procedures::Snapshot,
+) -> Vec<ProcedureDoc> {
     match &entry.document {
         Document::Procedure(p) => vec![(**p).clone()],
         Document::Bundle(_) => snapshot
@@ -125,17 +131,24 @@ fn procedures_of(entry: &Entry, snapshot: &saphan_procedures::Snapshot) -> Vec<P
 /// The applications and their workflow.
 #[derive(Clone)]
 pub struct Applications {
-    db: Db,
+    pub(crate) db: Db,
     audit: AuditLog,
-    catalogue: Catalogue,
+    pub(crate) catalogue: Catalogue,
+    pub(crate) directory: Directory,
 }
 
 impl Applications {
-    pub fn new(db: Db, audit: AuditLog, catalogue: Catalogue) -> Applications {
+    pub fn new(
+        db: Db,
+        audit: AuditLog,
+        catalogue: Catalogue,
+        directory: Directory,
+    ) -> Applications {
         Applications {
             db,
             audit,
             catalogue,
+            directory,
         }
     }
 
@@ -157,11 +170,14 @@ impl Applications {
         Ok(())
     }
 
-    /// Starts a draft for the current version of a published procedure or bundle.
+    /// Starts a draft for the current version of a published procedure or bundle, for the
+    /// applicant themselves or (`on_behalf_of`, a juristic-person id) for a company they act
+    /// for. A service whose registry data is the business's needs the company.
     pub async fn start(
         &self,
         applicant: &str,
         service: &str,
+        on_behalf_of: Option<&str>,
     ) -> Result<Application, ApplicationError> {
         let snapshot = self.catalogue.snapshot().await?;
         let entry = snapshot
@@ -178,6 +194,28 @@ impl Applications {
                 "บริการนี้ยังไม่เปิดให้ยื่นออนไลน์ โปรดดูช่องทางในคู่มือ",
                 "this service cannot be applied for online yet; see the manual's channels",
             ));
+        }
+        let business = match on_behalf_of {
+            Some(juristic_id) => Some(
+                self.directory
+                    .act_for(applicant)
+                    .await?
+                    .into_iter()
+                    .find(|a| a.juristic_id == juristic_id)
+                    .ok_or_else(|| {
+                        ApplicationError::Forbidden(Text::new(
+                            "ท่านไม่มีอำนาจทำการแทนนิติบุคคลนี้",
+                            "you do not act for this juristic person",
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        if business.is_none() && procedures.iter().any(crate::prefill::needs_business) {
+            return Err(ApplicationError::Invalid(Text::new(
+                "บริการนี้ยื่นในนามนิติบุคคล: เลือกนิติบุคคลที่ท่านทำการแทน",
+                "this service is applied for by a business: choose the juristic person you act for",
+            )));
         }
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_text();
@@ -196,8 +234,9 @@ impl Applications {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
             "INSERT INTO ap_applications (id, tracking, entry_id, version, code, applicant, status, answers, \
-             verified, decisions, members, sendbacks, revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'draft', '{}', '{}', '{}', $8, 0, 0, $7, $7)",
+             verified, decisions, members, sendbacks, revision, created_at, updated_at, on_behalf_of, \
+             on_behalf_of_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'draft', '{}', '{}', '{}', $8, 0, 0, $7, $7, $9, $10)",
         )
         .bind(&id)
         .bind(&tracking)
@@ -207,6 +246,8 @@ impl Applications {
         .bind(applicant)
         .bind(&now)
         .bind(serde_json::to_string(&members).expect("members serialise"))
+        .bind(business.as_ref().map(|b| b.juristic_id.clone()))
+        .bind(business.as_ref().map(|b| b.juristic_name.clone()))
         .execute(&mut *tx)
         .await?;
         let started = Text::owned(
@@ -390,13 +431,15 @@ impl Applications {
     }
 
     /// Records values read from a registry for the application (the portal reads them through
-    /// the exchange with the applicant's consent). Only fields the forms take from that
-    /// registry requirement are kept; they replace any typed answer.
+    /// the exchange with the applicant's consent: [`Applications::prefill`]), with a timeline
+    /// line for each read. Only fields the forms take from a registry requirement are kept;
+    /// they replace any typed answer.
     pub async fn record_verified(
         &self,
         applicant: &str,
         id: &str,
         values: BTreeMap<String, Verified>,
+        lines: &[Text],
     ) -> Result<Application, ApplicationError> {
         let mut app = self.of_applicant(applicant, id).await?;
         if !matches!(app.status, Status::Draft | Status::SentBack) {
@@ -420,15 +463,27 @@ impl Applications {
         }
         app.verified.extend(values);
         let now = now_text();
-        sqlx::query(
-            "UPDATE ap_applications SET answers = $1, verified = $2, updated_at = $3 WHERE id = $4",
+        let mut tx = self.db.pool().begin().await?;
+        let kept = sqlx::query(
+            "UPDATE ap_applications SET answers = $1, verified = $2, updated_at = $3 \
+             WHERE id = $4 AND status IN ('draft', 'sent-back')",
         )
         .bind(serde_json::to_string(&app.answers).expect("answers serialise"))
         .bind(serde_json::to_string(&app.verified).expect("verified values serialise"))
         .bind(&now)
         .bind(id)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
+        if kept.rows_affected() != 1 {
+            return Err(ApplicationError::conflict(
+                "คำขอถูกยื่นไปแล้วในระหว่างนี้",
+                "the application was submitted meanwhile",
+            ));
+        }
+        for line in lines {
+            event_in(&mut tx, id, applicant, "registry-read", line).await?;
+        }
+        tx.commit().await?;
         app.updated_at = now;
         Ok(app)
     }
@@ -460,10 +515,20 @@ impl Applications {
             if let Err(e) = p.form.validate(&subset(&merged, &p.form)) {
                 errors.extend(e);
             }
+            errors.extend(self.check_uploads(applicant, p, &app.answers).await?);
         }
         dedup_fields(&mut errors);
         if !errors.is_empty() {
             return Err(ApplicationError::Answers(errors));
+        }
+        let today = time::OffsetDateTime::now_utc().date();
+        let mut next_due = Vec::new();
+        for p in procedures.iter().filter(|_| !resubmission) {
+            if let Some(window) = &p.filing_window {
+                let due = crate::window::check(window, &app.merged(), today)
+                    .map_err(ApplicationError::Window)?;
+                next_due.push(due);
+            }
         }
         let now = now_text();
         let mut tx = self.db.pool().begin().await?;
@@ -519,6 +584,16 @@ impl Applications {
             ("ยื่นคำขอแล้ว", "Submitted")
         };
         event_in(&mut tx, id, applicant, "submitted", &Text::new(th, en)).await?;
+        for next in &next_due {
+            event_in(
+                &mut tx,
+                id,
+                applicant,
+                "next-due",
+                &crate::window::next_due_text(*next),
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.record(
             applicant,
@@ -742,7 +817,7 @@ impl Applications {
         .fetch_one(&mut *tx)
         .await?;
         let app = application_of(&row)?;
-        let sendbacks: i64 = row.get(16);
+        let sendbacks: i64 = row.get("sendbacks");
         let still_open: String = sqlx::query("SELECT status FROM ap_tasks WHERE id = $1")
             .bind(task_id)
             .fetch_one(&mut *tx)

@@ -18,6 +18,14 @@ pub enum ApplicationError {
     /// Not possible in the application's or task's present state (409).
     #[error("conflict: {}", .0.en)]
     Conflict(Text),
+    /// A registry read through the exchange failed (502): the applicant may retry or type.
+    #[error("registry read: {}", .0.en)]
+    Registry(Text),
+    /// Outside the procedure's filing window (409), with the rule stated.
+    #[error("outside the filing window: {}", .0.en)]
+    Window(Text),
+    #[error("identity directory: {0}")]
+    Identity(#[from] saphan_identity::IdentityError),
     #[error("catalogue: {0}")]
     Procedure(#[from] ProcedureError),
     #[error("applications database error: {0}")]
@@ -94,9 +102,23 @@ impl ApplicationError {
                 Text::new("ทำรายการนี้ในขณะนี้ไม่ได้", "Not possible now"),
             )
             .with_detail(m.clone()),
+            ApplicationError::Registry(m) => Problem::new(
+                ProblemKind::Status(502),
+                "application-registry-read",
+                Text::new("อ่านข้อมูลจากทะเบียนไม่สำเร็จ", "The registry could not be read"),
+            )
+            .with_detail(m.clone()),
+            ApplicationError::Window(m) => Problem::new(
+                ProblemKind::Conflict,
+                "application-filing-window",
+                Text::new("ยังไม่อยู่ในช่วงเวลาที่ยื่นได้", "Not within the filing window"),
+            )
+            .with_detail(m.clone()),
             ApplicationError::Procedure(e) => e.problem(),
             ApplicationError::Corrupt(_) => Problem::for_status(500),
-            ApplicationError::Store(_) | ApplicationError::Audit(_) => Problem::for_status(503),
+            ApplicationError::Store(_)
+            | ApplicationError::Audit(_)
+            | ApplicationError::Identity(_) => Problem::for_status(503),
         }
     }
 }

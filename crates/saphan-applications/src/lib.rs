@@ -13,8 +13,11 @@
 //! task without the task's role in the task's agency.
 
 mod applications;
+pub mod documents;
 mod error;
 pub mod model;
+pub mod prefill;
+pub mod window;
 
 pub use applications::Applications;
 pub use error::ApplicationError;
@@ -22,9 +25,10 @@ pub use model::{Application, Decision, Event, Member, Status, Task, TaskStatus, 
 
 use saphan_store::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "applications-0001-workflow",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "applications-0001-workflow",
+        sql: "
 CREATE TABLE ap_applications (
     id TEXT PRIMARY KEY,
     tracking TEXT NOT NULL,
@@ -76,4 +80,36 @@ CREATE TABLE ap_events (
     PRIMARY KEY (application_id, seq)
 );
 ",
-}];
+    },
+    Migration {
+        id: "applications-0002-business-notices-documents",
+        sql: "
+ALTER TABLE ap_applications ADD COLUMN on_behalf_of TEXT;
+ALTER TABLE ap_applications ADD COLUMN on_behalf_of_name TEXT;
+ALTER TABLE ap_applications ADD COLUMN last_notice_at TEXT;
+CREATE TABLE ap_notices (
+    id TEXT PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    application_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    read_at TEXT,
+    mail_state TEXT NOT NULL
+);
+CREATE INDEX ap_notices_recipient ON ap_notices (recipient, at);
+CREATE INDEX ap_notices_mail ON ap_notices (mail_state);
+CREATE TABLE ap_documents (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX ap_documents_owner ON ap_documents (owner, created_at);
+",
+    },
+];

@@ -114,6 +114,10 @@ pub struct Application {
     pub decisions: BTreeMap<String, String>,
     /// For a bundle: its procedures at the versions current when the application started.
     pub members: Vec<Member>,
+    /// The juristic person applied for (13 digits) and its name, when the applicant acts
+    /// for a business.
+    pub on_behalf_of: Option<String>,
+    pub on_behalf_of_name: Option<String>,
     pub created_at: String,
     pub submitted_at: Option<String>,
     pub decided_at: Option<String>,

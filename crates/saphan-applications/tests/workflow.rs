@@ -9,13 +9,15 @@ use saphan_applications::{ApplicationError, Applications, Decision, Status, Task
 use saphan_audit::AuditLog;
 use saphan_core::config::{AuditConfig, IdentityConfig};
 use saphan_crypto::testing::shared_keys;
-use saphan_identity::{Agency, AgencyRole, Directory, Role, Subject};
+use saphan_identity::{
+    ActFor, Agency, AgencyRole, Directory, Ial, LoginId, NewIdentity, Role, Subject,
+};
 use saphan_procedures::{demo, Catalogue};
 use saphan_store::testing::for_each_backend;
 use saphan_store::Db;
 use serde_json::{json, Map, Value};
 
-async fn applications(db: &Db) -> (Applications, Catalogue) {
+async fn applications(db: &Db) -> (Applications, Catalogue, Directory) {
     let migrations: Vec<_> = [
         saphan_audit::MIGRATIONS,
         saphan_identity::MIGRATIONS,
@@ -38,13 +40,14 @@ async fn applications(db: &Db) -> (Applications, Catalogue) {
             .await
             .unwrap();
     }
-    let catalogue = Catalogue::new(db.clone(), audit.clone(), directory);
+    let catalogue = Catalogue::new(db.clone(), audit.clone(), directory.clone());
     for d in demo::documents() {
         catalogue.publish(&Subject::Operator, d).await.unwrap();
     }
     (
-        Applications::new(db.clone(), audit, catalogue.clone()),
+        Applications::new(db.clone(), audit, catalogue.clone(), directory.clone()),
         catalogue,
+        directory,
     )
 }
 
@@ -107,9 +110,9 @@ fn person_and_house() -> BTreeMap<String, Verified> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_of_residence_is_sent_back_once_then_approved() {
     for_each_backend(|db| async move {
-        let (apps, _) = applications(&db).await;
+        let (apps, _, _) = applications(&db).await;
         let me = "citizen-1";
-        let app = apps.start(me, "residence-certificate").await.unwrap();
+        let app = apps.start(me, "residence-certificate", None).await.unwrap();
         assert_eq!(app.status, Status::Draft);
         assert!(
             app.tracking.starts_with("SP-") && app.tracking.len() == 14,
@@ -121,7 +124,7 @@ async fn a_certificate_of_residence_is_sent_back_once_then_approved() {
             apps.of_applicant("citizen-2", &app.id).await.unwrap_err(),
             ApplicationError::NotFound(_)
         ));
-        apps.record_verified(me, &app.id, person_and_house())
+        apps.record_verified(me, &app.id, person_and_house(), &[])
             .await
             .unwrap();
         // A verified value cannot be overwritten, nor an unknown field given.
@@ -305,9 +308,53 @@ async fn a_certificate_of_residence_is_sent_back_once_then_approved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restaurant_bundle_is_signed_off_by_two_agencies_in_parallel() {
     for_each_backend(|db| async move {
-        let (apps, catalogue) = applications(&db).await;
-        let me = "owner-1";
-        let app = apps.start(me, "open-a-restaurant").await.unwrap();
+        let (apps, catalogue, directory) = applications(&db).await;
+        let owner = directory
+            .create(
+                "test",
+                NewIdentity {
+                    login: LoginId::NationalId("1101700230708".parse().unwrap()),
+                    name: saphan_core::Text::new("เจ้าของร้าน", "Restaurant owner"),
+                    ial: Ial::L2_3,
+                    proofing: "test".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let me = owner.id.as_str();
+        // A business service needs the company, and only one the applicant acts for.
+        let needs = apps.start(me, "open-a-restaurant", None).await.unwrap_err();
+        assert!(matches!(needs, ApplicationError::Invalid(_)), "{needs:?}");
+        let company = "0105550123451";
+        let stranger = apps
+            .start(me, "open-a-restaurant", Some(company))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(stranger, ApplicationError::Forbidden(_)),
+            "{stranger:?}"
+        );
+        directory
+            .add_act_for(
+                "test",
+                me,
+                &ActFor {
+                    juristic_id: company.into(),
+                    juristic_name: "บริษัท ครัวดี จำกัด".into(),
+                    capacity: "director".into(),
+                    source: "dbd:registry".into(),
+                    valid_from: "2024-01-01T00:00:00.000000Z".into(),
+                    valid_until: None,
+                },
+            )
+            .await
+            .unwrap();
+        let app = apps
+            .start(me, "open-a-restaurant", Some(company))
+            .await
+            .unwrap();
+        assert_eq!(app.on_behalf_of.as_deref(), Some(company));
+        assert_eq!(app.on_behalf_of_name.as_deref(), Some("บริษัท ครัวดี จำกัด"));
         // The DPT drops its review stage after this application started: the application keeps
         // the version it started under.
         let saphan_procedures::Document::Procedure(mut sign) = demo::documents()
@@ -333,7 +380,9 @@ async fn a_restaurant_bundle_is_signed_off_by_two_agencies_in_parallel() {
             ],
             "TH/GOV/DBD/REGISTRY/juristic-v1",
         ));
-        apps.record_verified(me, &app.id, values).await.unwrap();
+        apps.record_verified(me, &app.id, values, &[])
+            .await
+            .unwrap();
         // Incomplete: every missing field of both forms is listed at once, each once.
         let ApplicationError::Answers(errors) = apps.submit(me, &app.id).await.unwrap_err() else {
             panic!()
@@ -354,12 +403,35 @@ async fn a_restaurant_bundle_is_signed_off_by_two_agencies_in_parallel() {
                 "{f}: {fields:?}"
             );
         }
+        // Uploads are judged by content; a document named in a form must be the applicant's.
+        let html = apps.upload(me, "plan.pdf", b"<html>").await.unwrap_err();
+        assert!(matches!(html, ApplicationError::Invalid(_)), "{html:?}");
+        let plan = apps
+            .upload(me, "plan.pdf", b"%PDF-1.4\n%%EOF\n")
+            .await
+            .unwrap();
+        let someone_elses = apps
+            .upload("someone-else", "plan.pdf", b"%PDF-1.4\n%%EOF\n")
+            .await
+            .unwrap();
+        apps.save(
+            me,
+            &app.id,
+            answers(json!({"floorPlan": someone_elses.id, "shopName": "ครัวสาธิต"})),
+            None,
+        )
+        .await
+        .unwrap();
+        let Err(ApplicationError::Answers(problems)) = apps.submit(me, &app.id).await else {
+            panic!("another person's upload was accepted");
+        };
+        assert!(problems.iter().any(|p| p.field == "floorPlan"));
         apps.save(
             me,
             &app.id,
             answers(json!({
                 "shopName": "ครัวสาธิต", "premisesAddress": "99 ถนนสาธิต", "areaSqm": 250,
-                "floorPlan": "0b6f4a52-3a39-4d5e-9a53-1d1f1c2b3a4d", "phone": "0812345678",
+                "floorPlan": plan.id, "phone": "0812345678",
                 "signText": "ครัวสาธิต", "widthM": 3, "heightM": 1, "mounting": "wall"
             })),
             None,

@@ -30,7 +30,25 @@ pub struct Config {
     pub audit: AuditConfig,
     pub identity: IdentityConfig,
     pub exchange: ExchangeConfig,
+    pub onestop: OneStopConfig,
     pub log: LogConfig,
+}
+
+/// The one-stop portal: applying, prefill and notices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OneStopConfig {
+    /// The portal's own subsystem on the exchange, which reads registries for applicants with
+    /// their consent.
+    pub exchange_subsystem: String,
+}
+
+impl Default for OneStopConfig {
+    fn default() -> Self {
+        OneStopConfig {
+            exchange_subsystem: "TH/GOV/DGA/PORTAL".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -210,6 +228,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             identity: IdentityConfig::default(),
             exchange: ExchangeConfig::default(),
+            onestop: OneStopConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -123,9 +123,9 @@ impl Registry {
         if self.subsystem(&consumer).await?.is_none() {
             return Err(ExchangeError::NotFound(format!("subsystem {consumer}")));
         }
-        if !service.consent_required {
+        if !service.consent_required && !service.personal_data {
             return Err(ExchangeError::invalid(format!(
-                "service {service_id} does not ask for consent"
+                "service {service_id} carries no personal data and does not ask for consent"
             )));
         }
         let purpose = new.purpose.trim();

@@ -713,13 +713,16 @@ impl Gateway {
             }
         }
         facts.purpose = purpose.clone();
-        if service.consent_required {
-            let consent_id = p::last(headers, p::CONSENT).ok_or_else(|| {
-                GatewayError::consent(
-                    "Server.ServerProxy.ConsentRequired",
-                    "this service requires the data subject's consent: reference it in Saphan-Consent",
-                )
-            })?;
+        // A consent referenced where none is required is checked all the same, so that the
+        // record can name it (the portal reads registries with the applicant's consent).
+        let consent_ref = p::last(headers, p::CONSENT);
+        if service.consent_required && consent_ref.is_none() {
+            return Err(GatewayError::consent(
+                "Server.ServerProxy.ConsentRequired",
+                "this service requires the data subject's consent: reference it in Saphan-Consent",
+            ));
+        }
+        if let Some(consent_id) = consent_ref {
             let checked = inner
                 .registry
                 .check_consent(

@@ -277,7 +277,9 @@ impl Generator {
         let mut directors = Vec::new();
         let want = rng.gen_range(1..=3);
         let mut h = (c * PERSONS_PER_COMPANY / 3) % households.max(1);
-        while directors.len() < want {
+        let mut visited = 0;
+        while directors.len() < want && visited < households.max(1) {
+            visited += 1;
             let household = self.household(h);
             if let Some(adult) = household.persons.iter().find(|p| {
                 p["birthDate"]
@@ -289,9 +291,6 @@ impl Generator {
                 directors.push(adult["nationalId"].clone());
             }
             h = (h + 1) % households.max(1);
-            if h == 0 && directors.is_empty() {
-                break;
-            }
         }
         const WORDS: &[(&str, &str)] = &[
             ("รุ่งเรือง", "Rungruang"),

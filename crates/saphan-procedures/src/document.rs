@@ -52,6 +52,10 @@ pub enum Source {
         provider: Text,
         /// The fields the procedure needs, and no more.
         fields: Vec<String>,
+        /// Which record to read (absent: the requirement cannot be prefilled, and the portal
+        /// asks the applicant to type it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lookup: Option<Lookup>,
     },
     /// A document no registry holds, uploaded by the applicant.
     Upload {
@@ -61,6 +65,75 @@ pub enum Source {
     },
     /// Typed by the applicant in the form.
     Applicant,
+}
+
+/// How the portal finds the applicant's record in a registry: the registry's `field` equals
+/// the value `from` names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    pub field: String,
+    pub from: LookupFrom,
+}
+
+/// Where a lookup's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupFrom {
+    /// The applicant's own id: a Thai national id, or `NATIONALITY-PASSPORT` for a foreigner.
+    Applicant,
+    /// The juristic person the applicant applies for (an act-for relation, checked).
+    Business,
+    /// A field of another registry requirement's record, read first (`person.houseId`).
+    Requirement { key: String, field: String },
+}
+
+impl Serialize for LookupFrom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LookupFrom::Applicant => s.serialize_str("applicant"),
+            LookupFrom::Business => s.serialize_str("business"),
+            LookupFrom::Requirement { key, field } => s.serialize_str(&format!("{key}.{field}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LookupFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "applicant" => Ok(LookupFrom::Applicant),
+            "business" => Ok(LookupFrom::Business),
+            other => match other.split_once('.') {
+                Some((key, field)) if !key.is_empty() && !field.is_empty() => {
+                    Ok(LookupFrom::Requirement {
+                        key: key.to_string(),
+                        field: field.to_string(),
+                    })
+                }
+                _ => Err(serde::de::Error::custom(
+                    "lookup.from is applicant, business or REQUIREMENT.FIELD",
+                )),
+            },
+        }
+    }
+}
+
+/// A filing window counted from a date the registry holds (the foreigner's 90-day report:
+/// due 90 days after the last report, or after arrival for the first; open from 15 days before
+/// the due date until the due date online).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilingWindow {
+    /// Form fields holding the date counted from, the first present wins (`lastReport`).
+    pub from_fields: Vec<String>,
+    /// Whether a first filing (none of `from_fields` but the last present) may be made here.
+    #[serde(default)]
+    pub first_filing_online: bool,
+    pub every_days: u32,
+    pub opens_days_before: u32,
+    pub closes_days_after: u32,
+    /// The rule in words, stated when a filing is refused.
+    pub rule: Text,
 }
 
 /// A piece of data or document the procedure requires.
@@ -204,6 +277,9 @@ pub struct ProcedureDoc {
     pub complaints: Option<Text>,
     pub form: Form,
     pub workflow: Workflow,
+    /// When filings are accepted, for procedures repeated on a cycle (TM.47).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filing_window: Option<FilingWindow>,
 }
 
 /// A bundle (a life event, or a business type as on Biz Portal): one application covering the
@@ -424,7 +500,11 @@ impl ProcedureDoc {
                     service,
                     fields,
                     provider,
+                    lookup,
                 } => {
+                    if let Some(lookup) = lookup {
+                        self.check_lookup(i, lookup)?;
+                    }
                     check_text(&format!("requirements[{i}].source.provider"), provider, 200)?;
                     check_count(&format!("requirements[{i}].source.fields"), fields.len())?;
                     if fields.iter().any(|f| f.is_empty() || f.len() > 64) {
@@ -485,7 +565,62 @@ impl ProcedureDoc {
             ));
         }
         self.form.check(&self.requirements)?;
+        if let Some(window) = &self.filing_window {
+            self.check_window(window)?;
+        }
         self.check_workflow()
+    }
+
+    /// A lookup names a field the right will release, and a value the portal can know.
+    fn check_lookup(&self, i: usize, lookup: &Lookup) -> Result<(), ProcedureError> {
+        let at = format!("requirements[{i}].source.lookup");
+        if lookup.field.is_empty() || lookup.field.len() > 64 {
+            return Err(invalid(
+                &at,
+                "ชื่อข้อมูลที่ใช้ค้นต้องยาว 1–64 ตัวอักษร",
+                "the lookup field is 1 to 64 characters",
+            ));
+        }
+        if let LookupFrom::Requirement { key, field } = &lookup.from {
+            let earlier = self.requirements[..i].iter().find(|r| &r.key == key);
+            let names_it = matches!(
+                earlier.map(|r| &r.source),
+                Some(Source::Registry { fields, .. }) if fields.contains(field)
+            );
+            if !names_it {
+                return Err(invalid(
+                    &at,
+                    &format!("{key}.{field} ต้องเป็นข้อมูลของรายการจากทะเบียนที่อยู่ก่อนหน้า"),
+                    &format!("{key}.{field} must be a field of an earlier registry requirement"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_window(&self, w: &FilingWindow) -> Result<(), ProcedureError> {
+        check_text("filing_window.rule", &w.rule, 500)?;
+        check_count("filing_window.from_fields", w.from_fields.len())?;
+        let properties = &self.form.schema["properties"];
+        if w.from_fields.is_empty() || w.from_fields.iter().any(|f| properties.get(f).is_none()) {
+            return Err(invalid(
+                "filing_window.from_fields",
+                "ระบุช่องในแบบฟอร์มที่เก็บวันที่ใช้นับ",
+                "name the form fields holding the dates counted from",
+            ));
+        }
+        if w.every_days == 0
+            || w.every_days > MAX_DAYS
+            || w.opens_days_before > w.every_days
+            || w.closes_days_after > w.every_days
+        {
+            return Err(invalid(
+                "filing_window",
+                "รอบและช่วงเวลายื่นต้องอยู่ระหว่าง 1 ถึงจำนวนวันของรอบ",
+                "the cycle is 1 to 3650 days and the window lies within it",
+            ));
+        }
+        Ok(())
     }
 
     fn check_workflow(&self) -> Result<(), ProcedureError> {

@@ -188,6 +188,19 @@ impl Form {
             .unwrap_or_else(|| Text::owned(field.to_string(), field.to_string()))
     }
 
+    /// The fields the applicant fills with an uploaded document's id, with their requirement.
+    pub fn upload_fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.ui
+            .fields
+            .iter()
+            .filter_map(|(name, f)| match &f.source {
+                Some(FieldSource::Upload { requirement }) => {
+                    Some((name.as_str(), requirement.as_str()))
+                }
+                _ => None,
+            })
+    }
+
     /// Fields whose answers come from a registry (verified; the applicant cannot edit them).
     pub fn verified_fields(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.ui

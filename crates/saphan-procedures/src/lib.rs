@@ -19,7 +19,10 @@ pub mod form;
 pub mod readiness;
 
 pub use catalogue::{Catalogue, Entry, Filter, Snapshot, Sort};
-pub use document::{Audience, BundleDoc, Document, ProcedureDoc};
+pub use document::{
+    Audience, BundleDoc, Document, FilingWindow, Lookup, LookupFrom, ProcedureDoc, Requirement,
+    Source,
+};
 pub use error::ProcedureError;
 pub use form::{FieldError, Form};
 

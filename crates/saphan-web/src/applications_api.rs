@@ -64,6 +64,133 @@ pub(crate) fn routes() -> Router<AppState> {
             &format!("{PREFIX}/tasks/{{task_id}}/complete"),
             post(complete),
         )
+        .route(
+            &format!("{PREFIX}/documents"),
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(
+                saphan_procedures::MAX_UPLOAD_BYTES as usize + 64 * 1024,
+            )),
+        )
+        .route(
+            &format!("{PREFIX}/documents/{{document_id}}"),
+            get(document),
+        )
+        .route(
+            &format!("{PREFIX}/tasks/{{task_id}}/documents/{{document_id}}"),
+            get(task_document),
+        )
+}
+
+/// Uploads a document no registry holds (PDF, JPEG or PNG, judged by its content) and answers
+/// its id, which the form's upload field then carries.
+#[utoipa::path(post, path = "/registration/documents", tag = "one-stop",
+    request_body(content = Object, content_type = "multipart/form-data", description = "One part named `file`"),
+    responses((status = 200, description = "GovStack uploadResponse; `message` (and `documentId`) is the document's id", body = Object),
+        (status = 400, description = "Not a PDF, JPEG or PNG, empty, too large, or no `file` part", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    mut multipart: axum::extract::Multipart,
+) -> Result<Response, ApiProblem> {
+    let (me, _) = person(&state, &method, &headers).await?;
+    let bad = |en: String| {
+        ApiProblem::status(400).with_detail(Text::owned(
+            format!("อัปโหลดไม่สำเร็จ: {en}"),
+            format!("the upload failed: {en}"),
+        ))
+    };
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad(e.body_text()))?
+    {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("document").to_string();
+        let bytes = field.bytes().await.map_err(|e| bad(e.body_text()))?;
+        let doc = state.applications.upload(&me, &name, &bytes).await?;
+        return Ok(Json(json!({
+            "code": 200,
+            "type": doc.media_type,
+            "message": doc.id,
+            "url": format!("{PREFIX}/documents/{}", doc.id),
+            "documentId": doc.id,
+            "size": doc.size,
+            "sha256": doc.sha256,
+        }))
+        .into_response());
+    }
+    Err(bad("send the file in a multipart part named `file`".into()))
+}
+
+fn document_response(doc: &saphan_applications::documents::Document, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, doc.media_type.clone()),
+            // Served as what it was sniffed to be, never rendered inline as something else.
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", doc.id),
+            ),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff".into(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// One of the applicant's own uploads.
+#[utoipa::path(get, path = "/registration/documents/{documentId}", tag = "one-stop",
+    params(("documentId" = String, Path)),
+    responses((status = 200, description = "The document"),
+        (status = 404, description = "No such upload of yours", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn document(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(document_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    let (me, _) = person(&state, &method, &headers).await?;
+    match state.applications.document(&document_id).await {
+        Ok((doc, bytes)) if doc.owner == me => Ok(document_response(&doc, bytes)),
+        Ok(_) | Err(ApplicationError::NotFound(_)) => {
+            Err(ApplicationError::NotFound(Text::new("ไม่พบเอกสาร", "no such document")).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A document an application under the official's task carries.
+#[utoipa::path(get, path = "/registration/tasks/{taskId}/documents/{documentId}", tag = "one-stop",
+    params(("taskId" = String, Path), ("documentId" = String, Path)),
+    responses((status = 200, description = "The document"),
+        (status = 404, description = "No such task of yours, or not one of its documents", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn task_document(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((task_id, document_id)): Path<(String, String)>,
+) -> Result<Response, ApiProblem> {
+    let who = official(&state, &method, &headers).await?;
+    let (_, app) = state.applications.task_for(&who, &task_id).await?;
+    let carried = app
+        .answers
+        .values()
+        .any(|v| v.as_str() == Some(document_id.as_str()));
+    let not_found = || ApplicationError::NotFound(Text::new("ไม่พบเอกสาร", "no such document"));
+    if !carried {
+        return Err(not_found().into());
+    }
+    let (doc, bytes) = state.applications.document(&document_id).await?;
+    if doc.owner != app.applicant {
+        return Err(not_found().into());
+    }
+    Ok(document_response(&doc, bytes))
 }
 
 fn sign_in_first() -> ApiProblem {
@@ -258,10 +385,36 @@ struct FormData {
 struct FileSubmit {
     #[serde(default)]
     form_data: Option<FormData>,
+    /// Our extension: the juristic person (13 digits) the applicant applies for.
+    #[serde(default)]
+    on_behalf_of: Option<String>,
+    /// Our extension: the applicant consents to the registry reads the service names
+    /// (`GET /registration/services/{id}/registryReads` states them), and the portal makes
+    /// them through the exchange before the answers are checked.
+    #[serde(default)]
+    consent_to_registry_reads: bool,
 }
 
-fn answers_of(submit: FileSubmit) -> Map<String, Value> {
-    submit.form_data.map(|f| f.data).unwrap_or_default()
+/// The applicant consented: the portal reads the registries the application's forms name,
+/// through the exchange, and keeps what they hold as verified values.
+pub(crate) async fn prefill(
+    state: &AppState,
+    applicant: &str,
+    file_id: &str,
+) -> Result<Vec<saphan_applications::prefill::ReadDone>, ApplicationError> {
+    let identity = state.directory.get(applicant).await?.ok_or_else(|| {
+        ApplicationError::Forbidden(Text::new("ไม่พบตัวตนของท่าน", "your identity is not known"))
+    })?;
+    let (_, reads) = state
+        .applications
+        .prefill(
+            &state.exchange,
+            &state.config.onestop.exchange_subsystem,
+            &identity,
+            file_id,
+        )
+        .await?;
+    Ok(reads)
 }
 
 /// Submits an application with its answers. Invalid answers: 400 naming every field, and
@@ -283,10 +436,16 @@ pub(crate) async fn submit(
 ) -> Result<Response, ApiProblem> {
     let lang = request_lang(&headers, raw.as_deref());
     let (me, _) = person(&state, &method, &headers).await?;
-    let answers = answers_of(json_body(&headers, &body)?);
+    let request: FileSubmit = json_body(&headers, &body)?;
+    let answers = request.form_data.map(|f| f.data).unwrap_or_default();
     let apps = &state.applications;
-    let draft = apps.start(&me, &service_id).await?;
+    let draft = apps
+        .start(&me, &service_id, request.on_behalf_of.as_deref())
+        .await?;
     let outcome = async {
+        if request.consent_to_registry_reads {
+            prefill(&state, &me, &draft.id).await?;
+        }
         apps.save(&me, &draft.id, answers, None).await?;
         apps.submit(&me, &draft.id).await
     }
@@ -398,7 +557,11 @@ pub(crate) async fn update(
 ) -> Result<Response, ApiProblem> {
     let lang = request_lang(&headers, raw.as_deref());
     let (me, _) = person(&state, &method, &headers).await?;
-    let answers = answers_of(json_body(&headers, &body)?);
+    let request: FileSubmit = json_body(&headers, &body)?;
+    if request.consent_to_registry_reads {
+        prefill(&state, &me, &file_id).await?;
+    }
+    let answers = request.form_data.map(|f| f.data).unwrap_or_default();
     state
         .applications
         .save(&me, &file_id, answers, None)

@@ -79,6 +79,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/me/consents", get(my_consents).post(give_consent))
         .route("/api/v1/me/consents/{id}", delete(revoke_consent))
         .route("/api/v1/me/data-access", get(data_access))
+        .route("/api/v1/me/act-for", get(my_act_for))
         .route(
             "/admin/exchange",
             get(crate::exchange_admin::page).post(crate::exchange_admin::act),
@@ -651,6 +652,19 @@ pub(crate) async fn my_consents(
 ) -> Result<Response, ApiProblem> {
     let me = person(&state, &method, &headers).await?;
     Ok(Json(state.exchange.registry().consents_of(&me).await?).into_response())
+}
+
+/// The juristic persons you may act for now (what `onBehalfOf` of an application names).
+#[utoipa::path(get, path = "/api/v1/me/act-for", tag = "one-stop",
+    responses((status = 200, description = "Your act-for relations valid now", body = Object),
+        (status = 401, description = "Sign in first", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn my_act_for(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiProblem> {
+    let me = person(&state, &method, &headers).await?;
+    Ok(Json(state.directory.act_for(&me.id).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents", tag = "exchange",

@@ -45,6 +45,10 @@ pub(crate) fn routes() -> Router<AppState> {
             get(eforms),
         )
         .route(&format!("{PREFIX}/eForms/{{eform_id}}"), get(eform))
+        .route(
+            &format!("{PREFIX}/services/{{service_id}}/registryReads"),
+            get(registry_reads),
+        )
 }
 
 fn not_found(what: &str) -> ApiProblem {
@@ -218,4 +222,37 @@ pub(crate) async fn eform(
     item["schema"] = p.form.schema.clone();
     item["uiSchema"] = serde_json::to_value(&p.form.ui).expect("UI schemas serialise");
     Ok(Json(item).into_response())
+}
+
+/// What applying reads from registries through the exchange (Saphan's extension): who sends
+/// what, so that a client can ask the applicant's consent in these words before it sets
+/// `consentToRegistryReads`.
+#[utoipa::path(get, path = "/registration/services/{serviceId}/registryReads", tag = "one-stop",
+    params(("serviceId" = String, Path)),
+    responses((status = 200, description = "The reads, each with its provider, data and fields", body = Object),
+        (status = 404, description = "No such service", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn registry_reads(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    Path(service_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    let lang = request_lang(&headers, raw.as_deref());
+    let reads = state.applications.service_reads(&service_id).await?;
+    let portal = &state.config.onestop.exchange_subsystem;
+    let items: Vec<Value> = reads
+        .iter()
+        .map(|r| {
+            json!({
+                "key": r.key,
+                "title": r.title.get(lang),
+                "provider": r.provider.get(lang),
+                "service": r.service,
+                "fields": r.fields,
+                "recipient": portal,
+                "purpose": saphan_applications::prefill::PURPOSE,
+            })
+        })
+        .collect();
+    Ok(Json(items).into_response())
 }

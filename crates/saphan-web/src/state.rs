@@ -118,8 +118,12 @@ impl AppState {
             saphan_registry::Registries::new(db.clone(), audit.clone(), directory.clone());
         let catalogue =
             saphan_procedures::Catalogue::new(db.clone(), audit.clone(), directory.clone());
-        let applications =
-            saphan_applications::Applications::new(db.clone(), audit.clone(), catalogue.clone());
+        let applications = saphan_applications::Applications::new(
+            db.clone(),
+            audit.clone(),
+            catalogue.clone(),
+            directory.clone(),
+        );
         AppState {
             agency_names: Arc::new(std::sync::RwLock::new(None)),
             applications,

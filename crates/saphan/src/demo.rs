@@ -132,6 +132,9 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             public_url: platform.config.public_url.clone(),
             data_dir: platform.config.data_dir.clone(),
         })
+        .step(crate::procedures::DemoPortal {
+            subsystem: platform.config.onestop.exchange_subsystem.clone(),
+        })
         .run()
         .await?;
     let ran = outcomes

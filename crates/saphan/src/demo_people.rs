@@ -246,7 +246,23 @@ impl SeedStep for DemoPeople {
                 },
             ];
             let passport = format!("P{}", rng.gen_range(10_000_000..99_999_999));
+            let later_passport = format!("P{}", rng.gen_range(10_000_000..99_999_999));
             let mut people = people;
+            // A second foreigner, whose 90-day report is not due yet (the filing window's
+            // refusal, to try).
+            people.push(Person {
+                label: "foreigner, 90-day report not yet due (passport, password + TOTP)",
+                kind: "foreigner",
+                login: LoginId::Passport {
+                    number: later_passport,
+                    nationality: "JPN".into(),
+                },
+                ial: Ial::L2_1,
+                proofing: "counter:passport",
+                totp: true,
+                roles: vec![],
+                act_for: None,
+            });
             people.insert(
                 2,
                 Person {

@@ -181,8 +181,32 @@ pub async fn enrol_demo_people(
                 house.as_object().expect("houses are objects"),
             )
             .await?;
+        // The companies a demo person acts for are in the business registry, with them as a
+        // director, so that applying for one reads it through the exchange.
+        for (c, relation) in directory.act_for(&identity.id).await?.iter().enumerate() {
+            let mut company = generator.company(1_000_000 + i as u64 * 10 + c as u64, 1_000);
+            company["juristicId"] = json!(relation.juristic_id);
+            company["nameTh"] = json!(relation.juristic_name);
+            company["directors"] = json!([nid.digits()]);
+            if let Some(fields) = company.as_object_mut() {
+                fields.remove("nameEn");
+            }
+            company["status"] = json!("active");
+            registries
+                .update_or_create(
+                    &defs.juristic,
+                    &caller,
+                    None,
+                    company.as_object().expect("companies are objects"),
+                )
+                .await?;
+        }
     }
     // The demo's foreigners are in the immigration registry, with their passports and names.
+    let first_foreigner = logins
+        .iter()
+        .position(|l| l.nationality.is_some())
+        .unwrap_or_default();
     for (k, login) in logins.iter().enumerate() {
         let Some(nationality) = &login.nationality else {
             continue;
@@ -208,6 +232,17 @@ pub async fn enrol_demo_people(
         record["nationality"] = json!(nationality);
         record["firstName"] = json!(first);
         record["lastName"] = json!(last);
+        // The first foreigner's 90-day report falls due in ten days, so the demo can file TM.47
+        // online now; the next ones reported 30 days ago, so theirs is not due yet.
+        let today = time::OffsetDateTime::now_utc().date();
+        let last_report = if k == first_foreigner { -80 } else { -30 };
+        let day = |offset: i64| {
+            let d = today + time::Duration::days(offset);
+            format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+        };
+        record["arrivalDate"] = json!(day(-170));
+        record["last90DayReport"] = json!(day(last_report));
+        record["permittedUntil"] = json!(day(195));
         registries
             .import(&defs.foreigner, &caller, vec![record])
             .await?;
