@@ -84,7 +84,7 @@ def test_the_restaurant_bundle_is_prefilled_from_three_registries_with_consent()
     timeline = owner.req("GET", f"/registration/applications/{file_id}/timeline?lang=en").json()
     read_lines = [e["text"] for e in timeline if e["kind"] == "registry-read"]
     assert len(read_lines) == 3, timeline
-    assert any("the Department of Business Development" in t for t in read_lines)
+    assert any("The Department of Business Development" in t for t in read_lines)
 
     # The consents the reads used are the applicant's, listed and revocable in "my consents".
     consents = owner.req("GET", "/api/v1/me/consents").json()
@@ -159,7 +159,7 @@ def test_a_foreigner_files_the_90_day_report_inside_its_window():
     file_id = r.json()["fileId"]
     timeline = foreigner.req("GET", f"/registration/applications/{file_id}/timeline?lang=en").json()
     assert any(e["kind"] == "next-due" and "next filing is due" in e["text"] for e in timeline), timeline
-    assert any("the Immigration Bureau" in e["text"] for e in timeline if e["kind"] == "registry-read")
+    assert any("The Immigration Bureau" in e["text"] for e in timeline if e["kind"] == "registry-read")
 
 
 def test_a_90_day_report_outside_its_window_is_refused_with_the_rule():

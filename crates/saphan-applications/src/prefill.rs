@@ -308,13 +308,25 @@ impl Applications {
                     ),
                     format!(
                         "{} sent {} through the exchange with your consent (message {})",
-                        read.provider.en, read.title.en, d.message_id
+                        sentence_case(&read.provider.en, true),
+                        sentence_case(&read.title.en, false),
+                        d.message_id
                     ),
                 ))
             })
             .collect();
         let app = self.record_verified(&person.id, id, values, &lines).await?;
         Ok((app, done))
+    }
+}
+
+/// `text` with its first letter upper-case (starting a sentence) or lower-case (inside one).
+fn sentence_case(text: &str, upper: bool) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if upper => first.to_uppercase().chain(chars).collect(),
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -250,7 +250,7 @@ async fn person(
 }
 
 /// An official: a browser session signed in with two factors.
-async fn official(
+pub(crate) async fn official(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,

@@ -9,6 +9,7 @@
 mod account;
 mod admin;
 mod applications_api;
+mod apply;
 mod cookies;
 mod exchange;
 mod exchange_admin;
@@ -16,6 +17,7 @@ mod exchange_api;
 mod identity_admin;
 mod identity_api;
 mod middleware;
+mod office;
 mod oidc;
 mod openapi;
 mod passkey;

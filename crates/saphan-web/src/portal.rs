@@ -50,6 +50,39 @@ impl Templates {
             ("account.html", include_str!("../templates/account.html")),
             ("services.html", include_str!("../templates/services.html")),
             ("service.html", include_str!("../templates/service.html")),
+            (
+                "apply_start.html",
+                include_str!("../templates/apply_start.html"),
+            ),
+            (
+                "apply_page.html",
+                include_str!("../templates/apply_page.html"),
+            ),
+            (
+                "apply_check.html",
+                include_str!("../templates/apply_check.html"),
+            ),
+            (
+                "my_applications.html",
+                include_str!("../templates/my_applications.html"),
+            ),
+            (
+                "application.html",
+                include_str!("../templates/application.html"),
+            ),
+            ("consents.html", include_str!("../templates/consents.html")),
+            (
+                "data_access.html",
+                include_str!("../templates/data_access.html"),
+            ),
+            (
+                "office_inbox.html",
+                include_str!("../templates/office_inbox.html"),
+            ),
+            (
+                "office_task.html",
+                include_str!("../templates/office_task.html"),
+            ),
             ("recover.html", include_str!("../templates/recover.html")),
             (
                 "totp_setup.html",

@@ -311,6 +311,16 @@ pub(crate) async fn manual_page(
             view["bundles"] = json!(bundles);
         }
     }
+    let online = |d: &saphan_procedures::ProcedureDoc| {
+        d.channels.iter().any(|c| c.kind == ChannelKind::Online)
+    };
+    view["online"] = json!(match &entry.document {
+        Document::Procedure(p) => online(p),
+        Document::Bundle(_) => snap
+            .members(entry)
+            .iter()
+            .all(|m| m.document.as_procedure().is_some_and(online)),
+    });
     Ok(page(
         &state,
         &headers,

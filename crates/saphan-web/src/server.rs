@@ -61,6 +61,32 @@ fn routes() -> Router<AppState> {
         .route("/services", get(procedures::catalogue_page))
         .route("/services/{code}", get(procedures::manual_page))
         .route(
+            "/services/{code}/apply",
+            get(crate::apply::start_page).post(crate::apply::start),
+        )
+        .route("/applications", get(crate::apply::list))
+        .route("/applications/{id}", get(crate::apply::show))
+        .route(
+            "/applications/{id}/pages/{n}",
+            get(crate::apply::page).post(crate::apply::save_page).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    saphan_procedures::MAX_UPLOAD_BYTES as usize + 256 * 1024,
+                ),
+            ),
+        )
+        .route("/applications/{id}/check", get(crate::apply::check))
+        .route("/applications/{id}/submit", post(crate::apply::submit))
+        .route(
+            "/consents",
+            get(crate::apply::consents).post(crate::apply::revoke),
+        )
+        .route("/data-access", get(crate::apply::data_access))
+        .route("/office", get(crate::office::inbox))
+        .route(
+            "/office/tasks/{id}",
+            get(crate::office::task).post(crate::office::decide),
+        )
+        .route(
             "/api/v1/procedures/{code}",
             axum::routing::put(procedures::publish).delete(procedures::withdraw),
         )
