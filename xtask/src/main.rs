@@ -142,6 +142,8 @@ fn test(args: &[String]) -> Result<bool> {
     // The demo's public address (its OpenID issuer) is `localhost`, as passkeys require.
     let base_url = format!("http://localhost:{port}");
     let tls_port = free_port()?;
+    // Notices are e-mailed to an independent SMTP server (aiosmtpd) the one-stop suite runs.
+    let smtp_port = free_port()?;
     eprintln!(
         "\n==> start a demo platform at {base_url} (data in {})",
         data.display()
@@ -155,6 +157,7 @@ fn test(args: &[String]) -> Result<bool> {
             // Short-lived codes, so the relying-party suite can watch one expire.
             .env("SAPHAN_IDENTITY__CODE_TTL_SECS", CODE_TTL_SECS)
             .env("SAPHAN_IDENTITY__UPSTREAM", &upstream)
+            .envs(notice_mail(smtp_port))
             .env(
                 "SAPHAN_EXCHANGE__TLS_LISTEN",
                 format!("127.0.0.1:{tls_port}"),
@@ -196,7 +199,7 @@ fn test(args: &[String]) -> Result<bool> {
     ));
     outcomes.push((
         "one-stop catalogue from outside (GovStack Registration, openapi-core, jsonschema) on SQLite",
-        onestop_suite(&root, &base_url, &data)?,
+        onestop_suite(&root, &base_url, &data, smtp_port)?,
     ));
     if let Some(url) = &postgres {
         outcomes.push((
@@ -270,7 +273,7 @@ fn exchange_suite(
 
 /// The one-stop suite (tests/onestop, pytest + requests + openapi-core + jsonschema) against a
 /// running platform.
-fn onestop_suite(root: &Path, base_url: &str, data: &Path) -> Result<bool> {
+fn onestop_suite(root: &Path, base_url: &str, data: &Path, smtp_port: u16) -> Result<bool> {
     let mut pytest = Command::new("python3");
     pytest
         .current_dir(root)
@@ -283,8 +286,20 @@ fn onestop_suite(root: &Path, base_url: &str, data: &Path) -> Result<bool> {
             "no:cacheprovider",
         ])
         .env("BASE_URL", base_url)
-        .env("SAPHAN_DATA_DIR", data);
+        .env("SAPHAN_DATA_DIR", data)
+        .env("SMTP_PORT", smtp_port.to_string());
     run("one-stop suite", &mut pytest)
+}
+
+/// The demo's notices go to an SMTP server on `port`, swept every two seconds.
+fn notice_mail(port: u16) -> [(&'static str, String); 2] {
+    [
+        (
+            "SAPHAN_ONESTOP__SMTP_URL",
+            format!("smtp://127.0.0.1:{port}"),
+        ),
+        ("SAPHAN_ONESTOP__SWEEP_SECS", "2".to_string()),
+    ]
 }
 
 /// A second demo platform on a fresh PostgreSQL database, for the exchange and one-stop suites.
@@ -307,7 +322,7 @@ fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool
     let data = std::env::temp_dir().join(format!("saphan-xtask-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
-    let (port, tls_port) = (free_port()?, free_port()?);
+    let (port, tls_port, smtp_port) = (free_port()?, free_port()?, free_port()?);
     eprintln!("\n==> start a demo platform on PostgreSQL ({name}) at http://localhost:{port}");
     let outcome = (|| {
         let mut demo = DemoServer(
@@ -316,6 +331,7 @@ fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool
                 .arg(&data)
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .env("SAPHAN_DATABASE_URL", &url)
+                .envs(notice_mail(smtp_port))
                 .env(
                     "SAPHAN_EXCHANGE__TLS_LISTEN",
                     format!("127.0.0.1:{tls_port}"),
@@ -328,7 +344,7 @@ fn exchange_on_postgres(root: &Path, binary: &Path, server: &str) -> Result<bool
         wait_ready(port, &mut demo.0)?;
         let base_url = format!("http://localhost:{port}");
         let exchange = exchange_suite(root, &base_url, tls_port, &data, demo.0.id())?;
-        let onestop = onestop_suite(root, &base_url, &data)?;
+        let onestop = onestop_suite(root, &base_url, &data, smtp_port)?;
         Ok::<_, anyhow::Error>(exchange && onestop && demo.stop()?)
     })();
     let _ = std::fs::remove_dir_all(&data);
@@ -341,7 +357,7 @@ fn ensure_python_packages(root: &Path, requirements: &str) -> Result<()> {
     let present = Command::new("python3")
         .args([
             "-c",
-            "import pytest, requests, jwt, cryptography, openapi_core, yaml, jsonschema",
+            "import pytest, requests, jwt, cryptography, openapi_core, yaml, jsonschema, aiosmtpd",
         ])
         .stderr(Stdio::null())
         .status()

@@ -22,7 +22,7 @@ const INBOX_LIMIT: usize = 500;
 /// Answers larger than this are refused: forms ask for text, uploads travel separately.
 const MAX_ANSWERS_BYTES: usize = 256 * 1024;
 
-const APPLICATION_COLUMNS: &str =
+pub(crate) const APPLICATION_COLUMNS: &str =
     "id, tracking, entry_id, version, code, applicant, status, answers, verified, \
      missing, decisions, created_at, submitted_at, decided_at, updated_at, members, \
      on_behalf_of, on_behalf_of_name";
@@ -35,7 +35,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> ApplicationError {
     ApplicationError::Corrupt(format!("{what}: {e}"))
 }
 
-fn application_of(row: &sqlx::any::AnyRow) -> Result<Application, ApplicationError> {
+pub(crate) fn application_of(row: &sqlx::any::AnyRow) -> Result<Application, ApplicationError> {
     let json = |i: usize| -> Result<Value, ApplicationError> {
         let text: Option<String> = row.get(i);
         match text {
@@ -132,7 +132,7 @@ pub(crate) fn procedures_of(
 #[derive(Clone)]
 pub struct Applications {
     pub(crate) db: Db,
-    audit: AuditLog,
+    pub(crate) audit: AuditLog,
     pub(crate) catalogue: Catalogue,
     pub(crate) directory: Directory,
 }
@@ -584,6 +584,24 @@ impl Applications {
             ("ยื่นคำขอแล้ว", "Submitted")
         };
         event_in(&mut tx, id, applicant, "submitted", &Text::new(th, en)).await?;
+        let days = procedures
+            .iter()
+            .map(|p| p.time_limit_days)
+            .max()
+            .unwrap_or(0);
+        crate::notices::notice_in(
+            &mut tx,
+            &app,
+            "submitted",
+            &Text::owned(
+                format!("ได้รับคำขอแล้ว จะพิจารณาภายใน {days} วันทำการ และแจ้งความคืบหน้าอย่างน้อยทุก 7 วัน"),
+                format!(
+                    "received; it will be decided within {days} working days, and you will hear \
+                     how it stands at least every 7 days"
+                ),
+            ),
+        )
+        .await?;
         for next in &next_due {
             event_in(
                 &mut tx,
@@ -937,6 +955,7 @@ impl Applications {
             }
         }
         let all_decided = procedures.iter().all(|p| decisions.contains_key(&p.code));
+        let mut decided_as = None;
         if all_decided {
             let approved = decisions.values().filter(|d| *d == "approved").count();
             let status = match approved {
@@ -944,6 +963,7 @@ impl Applications {
                 n if n == decisions.len() => Status::Approved,
                 _ => Status::PartlyApproved,
             };
+            decided_as = Some(status);
             sqlx::query(
                 "UPDATE ap_applications SET status = $1, decisions = $2, decided_at = $3 WHERE id = $4",
             )
@@ -962,6 +982,16 @@ impl Applications {
         }
         // The timeline line commits with the decision (numbered under the application's lock).
         event_in(&mut tx, &task.application_id, &actor, outcome, &event).await?;
+        if let Some(status) = decided_as {
+            let title = status.title();
+            let told = Text::owned(
+                format!("ผลการพิจารณา: {} ({})", title.th, event.th),
+                format!("decided: {} ({})", title.en, event.en),
+            );
+            crate::notices::notice_in(&mut tx, &app, "decided", &told).await?;
+        } else if outcome != "approved" {
+            crate::notices::notice_in(&mut tx, &app, outcome, &event).await?;
+        }
         tx.commit().await?;
         self.record(
             &actor,
@@ -998,7 +1028,7 @@ impl Applications {
 
 /// Adds a line to an application's timeline, in the transaction that writes the application
 /// row (which serialises writers, so the next number is free). The only way lines are added.
-async fn event_in(
+pub(crate) async fn event_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     application: &str,
     actor: &str,

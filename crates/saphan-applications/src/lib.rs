@@ -16,7 +16,9 @@ mod applications;
 pub mod documents;
 mod error;
 pub mod model;
+pub mod notices;
 pub mod prefill;
+pub mod statistics;
 pub mod window;
 
 pub use applications::Applications;
@@ -95,10 +97,12 @@ CREATE TABLE ap_notices (
     kind TEXT NOT NULL,
     text TEXT NOT NULL,
     read_at TEXT,
-    mail_state TEXT NOT NULL
+    mail_state TEXT NOT NULL,
+    mail_to TEXT
 );
 CREATE INDEX ap_notices_recipient ON ap_notices (recipient, at);
 CREATE INDEX ap_notices_mail ON ap_notices (mail_state);
+ALTER TABLE ap_tasks ADD COLUMN overdue_at TEXT;
 CREATE TABLE ap_documents (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,

@@ -503,3 +503,68 @@ async fn a_restaurant_bundle_is_signed_off_by_two_agencies_in_parallel() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applicants_hear_at_least_every_seven_days_and_late_tasks_are_marked_once() {
+    for_each_backend(|db| async move {
+        let (apps, _, _) = applications(&db).await;
+        let me = "citizen-7";
+        let app = apps.start(me, "residence-certificate", None).await.unwrap();
+        apps.record_verified(me, &app.id, person_and_house(), &[])
+            .await
+            .unwrap();
+        apps.save(
+            me,
+            &app.id,
+            answers(json!({"purpose": "bank", "email": "somchai@example.org"})),
+            None,
+        )
+        .await
+        .ok();
+        apps.save(me, &app.id, answers(json!({"purpose": "bank"})), None)
+            .await
+            .unwrap();
+        apps.submit(me, &app.id).await.unwrap();
+        let received = apps.notices(me, 10).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].kind, "submitted");
+        assert!(received[0].text.en.starts_with(&app.tracking));
+        // Nothing is due yet.
+        assert_eq!(apps.sweep().await.unwrap(), Default::default());
+        // Eight days pass without news, and the review is late.
+        let long_ago = "2020-01-01T00:00:00.000000Z";
+        saphan_store::sqlx::query(
+            "UPDATE ap_applications SET last_notice_at = $1, submitted_at = $1 WHERE id = $2",
+        )
+        .bind(long_ago)
+        .bind(&app.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        saphan_store::sqlx::query("UPDATE ap_tasks SET due_at = $1 WHERE application_id = $2")
+            .bind(long_ago)
+            .bind(&app.id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let swept = apps.sweep().await.unwrap();
+        assert_eq!((swept.updates, swept.overdue), (1, 1));
+        let notices = apps.notices(me, 10).await.unwrap();
+        assert_eq!(notices[0].kind, "update");
+        assert!(notices[0].text.en.contains("still being considered"));
+        assert!(apps
+            .timeline(&app.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "update"));
+        // Once each: the next sweep finds nothing new.
+        let again = apps.sweep().await.unwrap();
+        assert_eq!((again.updates, again.overdue), (0, 0));
+        apps.mark_notices_read(me).await.unwrap();
+        assert!(apps.notices(me, 10).await.unwrap().iter().all(|n| n.read));
+        // Nobody else's.
+        assert!(apps.notices("citizen-8", 10).await.unwrap().is_empty());
+    })
+    .await;
+}

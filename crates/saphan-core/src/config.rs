@@ -41,12 +41,23 @@ pub struct OneStopConfig {
     /// The portal's own subsystem on the exchange, which reads registries for applicants with
     /// their consent.
     pub exchange_subsystem: String,
+    /// Where notices are e-mailed through, e.g. `smtp://127.0.0.1:25` (plain, for a relay on
+    /// the same network) or `smtps://user:password@mail.example.org` (TLS); none: notices are
+    /// shown in the portal only.
+    pub smtp_url: Option<String>,
+    /// The sender of notice e-mails.
+    pub mail_from: String,
+    /// How often the 7-day updates, overdue tasks and e-mails are looked at, in seconds.
+    pub sweep_secs: u64,
 }
 
 impl Default for OneStopConfig {
     fn default() -> Self {
         OneStopConfig {
             exchange_subsystem: "TH/GOV/DGA/PORTAL".into(),
+            smtp_url: None,
+            mail_from: "Saphan <no-reply@saphan.invalid>".into(),
+            sweep_secs: 60,
         }
     }
 }
@@ -316,6 +327,7 @@ const ENV_KEYS: &[&str] = &[
     "audit",
     "identity",
     "exchange",
+    "onestop",
     "log",
 ];
 

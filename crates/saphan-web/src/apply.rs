@@ -671,6 +671,15 @@ pub(crate) async fn list(
             "company": app.on_behalf_of_name,
         }));
     }
+    let notices: Vec<Value> = state
+        .applications
+        .notices(&me, 20)
+        .await?
+        .iter()
+        .map(|n| json!({"at": n.at.get(..16).unwrap_or(&n.at), "text": n.text.get(lang), "read": n.read, "id": n.application_id}))
+        .collect();
+    // Seen once listed here.
+    state.applications.mark_notices_read(&me).await?;
     Ok(form_page(
         &state,
         &headers,
@@ -678,7 +687,7 @@ pub(crate) async fn list(
         "my_applications.html",
         "/applications",
         StatusCode::OK,
-        minijinja::Value::from_serialize(json!({"applications": rows})),
+        minijinja::Value::from_serialize(json!({"applications": rows, "notices": notices})),
     ))
 }
 

@@ -49,6 +49,7 @@ use utoipa::OpenApi;
         crate::registration::eforms,
         crate::registration::eform,
         crate::registration::registry_reads,
+        crate::registration::statistics,
         crate::applications_api::upload,
         crate::applications_api::document,
         crate::applications_api::task_document,

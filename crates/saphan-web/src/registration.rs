@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use saphan_core::Lang;
+use saphan_core::{Lang, Text};
 use saphan_procedures::{Document, Entry, Filter, ProcedureError, Snapshot, Sort};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -49,6 +49,7 @@ pub(crate) fn routes() -> Router<AppState> {
             &format!("{PREFIX}/services/{{service_id}}/registryReads"),
             get(registry_reads),
         )
+        .route(&format!("{PREFIX}/data/statistics"), get(statistics))
 }
 
 fn not_found(what: &str) -> ApiProblem {
@@ -252,6 +253,96 @@ pub(crate) async fn registry_reads(
                 "recipient": portal,
                 "purpose": saphan_applications::prefill::PURPOSE,
             })
+        })
+        .collect();
+    Ok(Json(items).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StatisticsParams {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    registration_name: Option<String>,
+    operator: Option<String>,
+    role: Option<String>,
+    timeframe: Option<String>,
+}
+
+/// How many applications were processed, approved, sent back and refused: for anyone (GovStack
+/// statistics API). By service (`registrationName`, a service code), by task role, per day,
+/// week, month or year. Statistics by a named official are not published.
+#[utoipa::path(get, path = "/registration/data/statistics", tag = "one-stop",
+    params(("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
+        ("registrationName" = Option<String>, Query), ("role" = Option<String>, Query),
+        ("timeframe" = Option<String>, Query)),
+    responses((status = 200, description = "Counts per period", body = Object),
+        (status = 400, description = "A date, role or timeframe that does not read", body = crate::problem::ProblemDocument, content_type = "application/problem+json")))]
+pub(crate) async fn statistics(
+    State(state): State<AppState>,
+    axum::extract::Query(p): axum::extract::Query<StatisticsParams>,
+) -> Result<Response, ApiProblem> {
+    use saphan_applications::statistics::{StatisticsQuery, Timeframe};
+    let invalid = |th: &str, en: &str| {
+        ApiProblem::from(saphan_applications::ApplicationError::Invalid(Text::owned(
+            th.to_string(),
+            en.to_string(),
+        )))
+    };
+    if p.operator.is_some() {
+        return Err(invalid(
+            "ไม่เผยแพร่สถิติรายเจ้าหน้าที่",
+            "statistics by a named official are not published",
+        ));
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = |v: &Option<String>, name: &str| -> Result<Option<time::Date>, ApiProblem> {
+        v.as_deref()
+            .map(|d| {
+                time::Date::parse(d, format).map_err(|_| {
+                    invalid(
+                        &format!("{name} ต้องเป็นวันที่ ปปปป-ดด-วว"),
+                        &format!("{name} is a date, YYYY-MM-DD"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let query = StatisticsQuery {
+        start: date(&p.start_date, "startDate")?,
+        end: date(&p.end_date, "endDate")?,
+        service: p.registration_name.clone().filter(|s| !s.is_empty()),
+        role: p.role.clone().filter(|s| !s.is_empty()),
+        timeframe: p
+            .timeframe
+            .as_deref()
+            .map(str::parse::<Timeframe>)
+            .transpose()?,
+    };
+    let counts = state.applications.statistics(&query).await?;
+    let items: Vec<Value> = counts
+        .iter()
+        .map(|c| {
+            json!({
+                "processed": c.processed, "approved": c.approved,
+                "sentBack": c.sent_back, "rejected": c.rejected,
+                "references": {
+                    "startDate": c.start.map(|d| d.to_string()),
+                    "endDate": c.end.map(|d| d.to_string()),
+                    "registrationName": query.service,
+                    "role": query.role,
+                    "timeframeDay": query.timeframe == Some(Timeframe::Day),
+                    "timeframeWeek": query.timeframe == Some(Timeframe::Week),
+                    "timeframeMonth": query.timeframe == Some(Timeframe::Month),
+                    "timeframeYear": query.timeframe == Some(Timeframe::Year),
+                },
+            })
+        })
+        .map(|mut v| {
+            if let Some(r) = v["references"].as_object_mut() {
+                r.retain(|_, x| !x.is_null());
+            }
+            v
         })
         .collect();
     Ok(Json(items).into_response())

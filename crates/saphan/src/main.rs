@@ -11,6 +11,7 @@ mod demo_people;
 mod exchange_cmd;
 mod identity_cmd;
 mod keys_cmd;
+mod notices;
 mod platform;
 mod population;
 mod procedures;

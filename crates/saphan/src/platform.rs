@@ -222,7 +222,16 @@ impl Platform {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let router = saphan_web::router(self.app_state(admin_token));
+        let state = self.app_state(admin_token);
+        let mailer = crate::notices::Mailer::new(&self.config.onestop)?;
+        let (stop_sweep, stopped) = tokio::sync::watch::channel(false);
+        let sweep = tokio::spawn(crate::notices::run(
+            state.applications.clone(),
+            mailer,
+            std::time::Duration::from_secs(self.config.onestop.sweep_secs),
+            stopped,
+        ));
+        let router = saphan_web::router(state);
         if let Some(tls_addr) = self.config.exchange.tls_listen {
             let tls_listener = tokio::net::TcpListener::bind(tls_addr)
                 .await
@@ -257,6 +266,9 @@ impl Platform {
             Duration::from_secs(self.config.http.shutdown_grace_secs),
         )
         .await?;
+        // The sweep finishes the round it is in, so that nothing it writes is cut half-way.
+        let _ = stop_sweep.send(true);
+        let _ = sweep.await;
         tracing::info!("draining the audit log");
         self.audit.shutdown().await;
         self.db.close().await;
