@@ -6,9 +6,9 @@ Portal pages under load from 200 concurrent users (hey, 200 connections, each as
 soon as it is answered), in one run on this machine:
   (a) the page served by Saphan (the catalogue snapshot, the template, the language choice);
   (b) the same page's HTML, saved from Saphan a moment before, served as a static file by nginx.
-Pages: the catalogue (`/services?lang=th`) and one procedure's manual
-(`/services/food-business-permit?lang=th`); the application-status page joins them with the
-applications. Reported: throughput and p99 latency of each, and (a) against (b). The issue sets
+Pages: the catalogue (`/services?lang=th`), one procedure's manual
+(`/services/food-business-permit?lang=th`), and a signed-in citizen's application status page
+(`/applications/{id}`: the session, the application, its timeline). Reported: throughput and p99 latency of each, and (a) against (b). The issue sets
 no target for these ratios; they are printed for the planners.
 """
 import argparse
@@ -65,9 +65,10 @@ http {{
     return proc
 
 
-def load(url):
+def load(url, cookie=None):
     """hey with USERS concurrent users for the benchmark's duration: req/s and p99 in ms."""
-    out = subprocess.run(["hey", "-z", f"{ex.DURATION}s", "-c", str(USERS), url],
+    headers = ["-H", f"Cookie: {cookie}"] if cookie else []
+    out = subprocess.run(["hey", "-z", f"{ex.DURATION}s", "-c", str(USERS), *headers, url],
                          capture_output=True, text=True, check=True).stdout
     codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
     if not codes or any(c != "200" for c, _ in codes):
@@ -77,14 +78,39 @@ def load(url):
     return rps, p99
 
 
+def signed_in_application(base, data):
+    """Signs the demo's password-only citizen in and starts a certificate-of-residence
+    application with the registry reads: the status page's path and the session cookie."""
+    import json
+    login = next(l for l in json.load(open(os.path.join(data, "demo-logins.json")))
+                 if l["label"] == "citizen (password only)")
+    http = ex.requests.Session()
+    page = http.get(base + "/signin", timeout=30)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    http.post(base + "/signin", data={"csrf": csrf, "identifier": login["identifier"],
+                                      "nationality": "", "password": login["password"]}, timeout=30)
+    session = http.cookies.get("saphan_session")
+    if not session:
+        sys.exit("bench setup: the citizen could not sign in")
+    http.get(base + "/services/residence-certificate/apply", timeout=30)
+    started = http.post(base + "/services/residence-certificate/apply?lang=th",
+                        data={"csrf": http.cookies.get("saphan_csrf"), "consent": "yes"}, timeout=60)
+    found = re.search(r"/applications/([0-9a-f-]{36})/", started.url)
+    if not found:
+        sys.exit(f"bench setup: no application started ({started.status_code} {started.url})")
+    return f"/applications/{found.group(1)}?lang=th", f"saphan_session={session}"
+
+
 def run(binary, database_url, label):
     tmp = tempfile.mkdtemp(prefix="saphan-bench-portal-")
     saphan = nginx = None
     try:
-        saphan, base, _ = ex.start_saphan(binary, tmp, ex.free_port(), database_url)
+        saphan, base, data = ex.start_saphan(binary, tmp, ex.free_port(), database_url)
+        status_path, cookie = signed_in_application(base, data)
+        pages = PAGES + [("status", status_path)]
         files = {}
-        for name, path in PAGES:
-            page = ex.requests.get(base + path, timeout=30)
+        for name, path in pages:
+            page = ex.requests.get(base + path, headers={"Cookie": cookie}, timeout=30)
             if page.status_code != 200 or "<html" not in page.text:
                 sys.exit(f"bench setup: {path} -> {page.status_code}")
             files[name] = page.content
@@ -92,11 +118,11 @@ def run(binary, database_url, label):
         nginx = start_static(tmp, static_port, files)
         print(f"\n== portal benchmark on {label}: {USERS} concurrent users, {ex.DURATION} s per measurement")
         rows = []
-        for name, path in PAGES:
+        for name, path in pages:
             best = {}
             for round_ in (1, 2):
                 for who, url in (("saphan", base + path), ("nginx", f"http://127.0.0.1:{static_port}/{name}.html")):
-                    rps, p99 = load(url)
+                    rps, p99 = load(url, cookie if who == "saphan" else None)
                     print(f"   {name} round {round_} {who:6} {rps:9.0f} req/s  p99 {p99:7.1f} ms", flush=True)
                     old = best.get(who)
                     if old is None or rps > old[0]:

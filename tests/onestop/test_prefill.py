@@ -175,3 +175,25 @@ def test_a_90_day_report_outside_its_window_is_refused_with_the_rule():
     assert "filings are accepted from" in problem["detail"]
     assert "Immigration Act B.E. 2522 s.37(5)" in problem["detail"]
     assert len(early.req("GET", "/registration/applications").json()) == len(before), "nothing is kept"
+
+
+def test_a_typed_date_never_opens_the_filing_window():
+    """Without the registry's verified dates, a report cannot be filed online: what the applicant
+    types cannot move the window."""
+    early = Person(BASE_URL, login_labelled(DATA_DIR, "foreigner, 90-day report not yet due (passport, password + TOTP)"))
+    typed = {"firstName": "Hanako", "lastName": "Sato", "nationality": "JPN", "passportNumber": "TZ1234567",
+             "arrivalDate": "2026-01-01", "lastReport": "2020-01-01", "travelMode": "air",
+             "vehicleNumber": "JL707", "houseNo": "1", "subdistrict": "ลุมพินี", "province": "กรุงเทพมหานคร",
+             "postcode": "10330", "phone": "0812345678"}
+    r = early.req("POST", f"/registration/services/{service_id('tm47-90-day-report')}/applications?lang=en",
+                  json={"formData": {"data": typed}})
+    assert r.status_code == 409, r.text
+    assert "is not known" in r.json()["detail"]
+
+
+def test_uploads_up_to_the_procedure_limit_pass_the_platform_body_limit():
+    owner = Person(BASE_URL, login_labelled(DATA_DIR, "business representative"))
+    big = b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024) + b"\n%%EOF\n"
+    r = owner.req("POST", "/registration/documents", files={"file": ("plan.pdf", big, "application/pdf")})
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["size"] == len(big)

@@ -449,6 +449,16 @@ impl Applications {
             ));
         }
         let procedures = self.procedures(&app).await?;
+        // Once a procedure of a bundle is decided, its answers are what was decided on.
+        let open_fields: std::collections::BTreeSet<&str> = procedures
+            .iter()
+            .filter(|p| !app.decisions.contains_key(&p.code))
+            .flat_map(|p| p.form.properties())
+            .collect();
+        let values: BTreeMap<String, Verified> = values
+            .into_iter()
+            .filter(|(field, _)| open_fields.contains(field.as_str()))
+            .collect();
         for field in values.keys() {
             let from_registry = procedures
                 .iter()
@@ -525,7 +535,12 @@ impl Applications {
         let mut next_due = Vec::new();
         for p in procedures.iter().filter(|_| !resubmission) {
             if let Some(window) = &p.filing_window {
-                let due = crate::window::check(window, &app.merged(), today)
+                let verified: Map<String, Value> = app
+                    .verified
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value.clone()))
+                    .collect();
+                let due = crate::window::check(window, &verified, today)
                     .map_err(ApplicationError::Window)?;
                 next_due.push(due);
             }
@@ -565,7 +580,7 @@ impl Applications {
                     .find(|t| t.key == key)
                     .map_or(1, |t| t.sla_days);
                 sqlx::query(
-                    "UPDATE ap_tasks SET status = 'open', opened_at = $1, due_at = $2 WHERE id = $3",
+                    "UPDATE ap_tasks SET status = 'open', opened_at = $1, due_at = $2, overdue_at = NULL WHERE id = $3",
                 )
                 .bind(&now)
                 .bind(due(sla))

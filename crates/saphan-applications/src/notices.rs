@@ -241,13 +241,36 @@ impl Applications {
             .collect()
     }
 
-    /// Records the outcome of e-mailing a notice (`sent`, or `failed` after the mailer gave up).
-    pub async fn mail_outcome(&self, notice: &str, sent: bool) -> Result<(), ApplicationError> {
-        sqlx::query("UPDATE ap_notices SET mail_state = $1 WHERE id = $2")
-            .bind(if sent { "sent" } else { "failed" })
-            .bind(notice)
-            .execute(self.db.pool())
-            .await?;
+    /// Claims a pending notice for e-mailing, so that one node sends it: false when another
+    /// node has it. (A node that stops mid-send leaves it `sending`: it is not sent twice.)
+    pub async fn claim_mail(&self, notice: &str) -> Result<bool, ApplicationError> {
+        let claimed = sqlx::query(
+            "UPDATE ap_notices SET mail_state = 'sending' WHERE id = $1 AND mail_state = 'pending'",
+        )
+        .bind(notice)
+        .execute(self.db.pool())
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    /// Records the outcome of e-mailing a claimed notice: `Some(true)` sent, `Some(false)` given
+    /// up, `None` to be tried again in a later sweep.
+    pub async fn mail_outcome(
+        &self,
+        notice: &str,
+        sent: Option<bool>,
+    ) -> Result<(), ApplicationError> {
+        sqlx::query(
+            "UPDATE ap_notices SET mail_state = $1 WHERE id = $2 AND mail_state = 'sending'",
+        )
+        .bind(match sent {
+            Some(true) => "sent",
+            Some(false) => "failed",
+            None => "pending",
+        })
+        .bind(notice)
+        .execute(self.db.pool())
+        .await?;
         Ok(())
     }
 }

@@ -141,6 +141,21 @@ impl Applications {
             ));
         }
         let procedures = self.procedures(&app).await?;
+        // The act-for relation is checked again: it may have ended since the application began.
+        if let Some(company) = &app.on_behalf_of {
+            let still = self
+                .directory
+                .act_for(&person.id)
+                .await?
+                .iter()
+                .any(|a| &a.juristic_id == company);
+            if !still {
+                return Err(ApplicationError::Forbidden(Text::new(
+                    "ท่านไม่มีอำนาจทำการแทนนิติบุคคลนี้แล้ว",
+                    "you no longer act for this juristic person",
+                )));
+            }
+        }
         let exchange = gateway.registry();
         let exchange_error = |e: saphan_exchange::ExchangeError| {
             ApplicationError::Registry(Text::owned(

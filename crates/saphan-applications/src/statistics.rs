@@ -73,6 +73,23 @@ fn period_start(day: Date, timeframe: Timeframe) -> Date {
     }
 }
 
+/// The last day of the period that starts on `first`.
+fn period_end(first: Date, timeframe: Timeframe) -> Date {
+    let next = match timeframe {
+        Timeframe::Day => first.next_day(),
+        Timeframe::Week => first.checked_add(time::Duration::days(7)),
+        Timeframe::Month => {
+            let (y, m) = match first.month() {
+                time::Month::December => (first.year() + 1, time::Month::January),
+                m => (first.year(), m.next()),
+            };
+            Date::from_calendar_date(y, m, 1).ok()
+        }
+        Timeframe::Year => Date::from_calendar_date(first.year() + 1, time::Month::January, 1).ok(),
+    };
+    next.and_then(|d| d.previous_day()).unwrap_or(first)
+}
+
 fn day_of(instant: &str) -> Option<Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     Date::parse(instant.get(..10)?, format).ok()
@@ -88,30 +105,52 @@ impl Applications {
                 )));
             }
         }
-        // (day, outcome) of every decision counted.
-        let mut decisions: Vec<(Date, &'static str)> = Vec::new();
+        // Counted by the database per day and outcome: the answer's size is bounded by the days
+        // in the range, not by the number of applications.
+        let from = q
+            .start
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "0000".into());
+        let until = q
+            .end
+            .and_then(|d| d.next_day())
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "9999".into());
         let service = q.service.clone().unwrap_or_default();
+        let mut decisions: Vec<(Date, &'static str, u64)> = Vec::new();
+        let mut take = |rows: Vec<sqlx::any::AnyRow>,
+                        outcome_of: &dyn Fn(&str) -> Option<&'static str>| {
+            for r in rows {
+                let outcome: String = r.get(1);
+                let (Some(day), Some(outcome)) =
+                    (day_of(&r.get::<String, _>(0)), outcome_of(&outcome))
+                else {
+                    continue;
+                };
+                decisions.push((day, outcome, r.get::<i64, _>(2).max(0) as u64));
+            }
+        };
         match q.role.as_deref() {
             Some(role @ ("reviewer" | "approver")) => {
                 let rows = sqlx::query(
-                    "SELECT t.completed_at, t.outcome FROM ap_tasks t JOIN ap_applications a ON a.id = t.application_id \
-                     WHERE t.role = $1 AND t.completed_at IS NOT NULL AND ($2 = '' OR a.code = $2 OR t.procedure_code = $2)",
+                    "SELECT substr(t.completed_at, 1, 10), t.outcome, COUNT(*) FROM ap_tasks t \
+                     JOIN ap_applications a ON a.id = t.application_id \
+                     WHERE t.role = $1 AND t.completed_at IS NOT NULL AND t.outcome IS NOT NULL \
+                     AND ($2 = '' OR a.code = $2) AND t.completed_at >= $3 AND t.completed_at < $4 \
+                     GROUP BY substr(t.completed_at, 1, 10), t.outcome",
                 )
                 .bind(role)
                 .bind(&service)
+                .bind(&from)
+                .bind(&until)
                 .fetch_all(self.db.pool())
                 .await?;
-                for r in rows {
-                    let outcome = match r.get::<Option<String>, _>(1).as_deref() {
-                        Some("approved") => "approved",
-                        Some("rejected") => "rejected",
-                        Some("sent-back") => "sent-back",
-                        _ => continue,
-                    };
-                    if let Some(day) = day_of(&r.get::<String, _>(0)) {
-                        decisions.push((day, outcome));
-                    }
-                }
+                take(rows, &|o| match o {
+                    "approved" => Some("approved"),
+                    "rejected" => Some("rejected"),
+                    "sent-back" => Some("sent-back"),
+                    _ => None,
+                });
             }
             Some(_) => {
                 return Err(ApplicationError::Invalid(Text::new(
@@ -121,54 +160,56 @@ impl Applications {
             }
             None => {
                 let rows = sqlx::query(
-                    "SELECT decided_at, status FROM ap_applications WHERE decided_at IS NOT NULL \
-                     AND ($1 = '' OR code = $1)",
+                    "SELECT substr(decided_at, 1, 10), status, COUNT(*) FROM ap_applications \
+                     WHERE decided_at IS NOT NULL AND ($1 = '' OR code = $1) \
+                     AND decided_at >= $2 AND decided_at < $3 \
+                     GROUP BY substr(decided_at, 1, 10), status",
                 )
                 .bind(&service)
+                .bind(&from)
+                .bind(&until)
                 .fetch_all(self.db.pool())
                 .await?;
-                for r in rows {
-                    let outcome = match r.get::<String, _>(1).as_str() {
-                        "approved" | "partly-approved" => "approved",
-                        "rejected" => "rejected",
-                        _ => continue,
-                    };
-                    if let Some(day) = day_of(&r.get::<String, _>(0)) {
-                        decisions.push((day, outcome));
-                    }
-                }
-                let sent = sqlx::query(
-                    "SELECT e.at FROM ap_events e JOIN ap_applications a ON a.id = e.application_id \
-                     WHERE e.kind = 'sent-back' AND ($1 = '' OR a.code = $1)",
+                take(rows, &|o| match o {
+                    "approved" | "partly-approved" => Some("approved"),
+                    "rejected" => Some("rejected"),
+                    _ => None,
+                });
+                let rows = sqlx::query(
+                    "SELECT substr(e.at, 1, 10), e.kind, COUNT(*) FROM ap_events e \
+                     JOIN ap_applications a ON a.id = e.application_id \
+                     WHERE e.kind = 'sent-back' AND ($1 = '' OR a.code = $1) \
+                     AND e.at >= $2 AND e.at < $3 GROUP BY substr(e.at, 1, 10), e.kind",
                 )
                 .bind(&service)
+                .bind(&from)
+                .bind(&until)
                 .fetch_all(self.db.pool())
                 .await?;
-                for r in sent {
-                    if let Some(day) = day_of(&r.get::<String, _>(0)) {
-                        decisions.push((day, "sent-back"));
-                    }
-                }
+                take(rows, &|_| Some("sent-back"));
             }
         }
         let mut groups: BTreeMap<Option<Date>, Counts> = BTreeMap::new();
-        for (day, outcome) in decisions {
-            if q.start.is_some_and(|s| day < s) || q.end.is_some_and(|e| day > e) {
-                continue;
-            }
+        for (day, outcome, n) in decisions {
             let key = q.timeframe.map(|t| period_start(day, t));
             let counts = groups.entry(key).or_insert_with(|| Counts {
                 start: key.or(q.start),
-                end: q.end,
+                end: match (key, q.timeframe) {
+                    (Some(first), Some(t)) => {
+                        let last = period_end(first, t);
+                        Some(q.end.map_or(last, |e| e.min(last)))
+                    }
+                    _ => q.end,
+                },
                 ..Counts::default()
             });
             match outcome {
-                "approved" => counts.approved += 1,
-                "rejected" => counts.rejected += 1,
-                _ => counts.sent_back += 1,
+                "approved" => counts.approved += n,
+                "rejected" => counts.rejected += n,
+                _ => counts.sent_back += n,
             }
             if outcome != "sent-back" {
-                counts.processed += 1;
+                counts.processed += n;
             }
         }
         if groups.is_empty() {
@@ -197,5 +238,21 @@ mod tests {
         assert_eq!(period_start(day, Timeframe::Month), date!(2026 - 11 - 01));
         assert_eq!(period_start(day, Timeframe::Year), date!(2026 - 01 - 01));
         assert_eq!(period_start(day, Timeframe::Day), day);
+        assert_eq!(
+            period_end(date!(2026 - 11 - 23), Timeframe::Week),
+            date!(2026 - 11 - 29)
+        );
+        assert_eq!(
+            period_end(date!(2026 - 12 - 01), Timeframe::Month),
+            date!(2026 - 12 - 31)
+        );
+        assert_eq!(
+            period_end(date!(2026 - 02 - 01), Timeframe::Month),
+            date!(2026 - 02 - 28)
+        );
+        assert_eq!(
+            period_end(date!(2026 - 01 - 01), Timeframe::Year),
+            date!(2026 - 12 - 31)
+        );
     }
 }

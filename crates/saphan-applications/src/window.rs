@@ -17,7 +17,8 @@ fn show(date: Date) -> String {
     date.format(DATE).unwrap_or_default()
 }
 
-/// Whether a filing with `answers` is accepted on `today`; the next due date when it is,
+/// Whether a filing is accepted on `today`, counting from `dates` (the values registries
+/// verified: a date the applicant typed never opens a window); the next due date when it is,
 /// otherwise the rule and the dates that apply, in Thai and English.
 pub fn check(
     window: &FilingWindow,
@@ -48,9 +49,20 @@ pub fn check(
             "a first filing cannot be made online".into(),
         );
     }
-    let due = from + Duration::days(i64::from(window.every_days));
-    let opens = due - Duration::days(i64::from(window.opens_days_before));
-    let closes = due + Duration::days(i64::from(window.closes_days_after));
+    let days = |n: u32| Duration::days(i64::from(n));
+    let dates = from.checked_add(days(window.every_days)).and_then(|due| {
+        Some((
+            due,
+            due.checked_sub(days(window.opens_days_before))?,
+            due.checked_add(days(window.closes_days_after))?,
+        ))
+    });
+    let Some((due, opens, closes)) = dates else {
+        return refuse(
+            "วันที่ใช้นับรอบไม่ถูกต้อง".into(),
+            "the date the cycle counts from is out of range".into(),
+        );
+    };
     if today < opens {
         return refuse(
             format!(
@@ -81,7 +93,7 @@ pub fn check(
             ),
         );
     }
-    Ok(today + Duration::days(i64::from(window.every_days)))
+    Ok(today.checked_add(days(window.every_days)).unwrap_or(closes))
 }
 
 /// The receipt's line naming the next due date.
@@ -109,6 +121,12 @@ mod tests {
 
     fn answers(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_date_at_the_end_of_the_calendar_is_refused_not_a_panic() {
+        let a = answers(json!({"lastReport": "9999-12-31"}));
+        assert!(check(&tm47(), &a, date!(2026 - 03 - 25)).is_err());
     }
 
     #[test]

@@ -316,7 +316,7 @@ fn task_status(task: &Task, lang: Lang) -> Value {
     json!({"code": code, "title": title.get(lang)})
 }
 
-async fn service_name(state: &AppState, app: &Application, lang: Lang) -> String {
+pub(crate) async fn service_name(state: &AppState, app: &Application, lang: Lang) -> String {
     match state.catalogue.version(&app.entry_id, app.version).await {
         Ok(entry) => entry.document.title().get(lang).to_string(),
         Err(_) => app.code.clone(),

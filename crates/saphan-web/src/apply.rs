@@ -344,12 +344,7 @@ async fn render_page(
         .map(|f| field_view(procedures, app, f, errors, lang))
         .filter(|v| !v.is_null())
         .collect();
-    let title = state
-        .catalogue
-        .version(&app.entry_id, app.version)
-        .await
-        .map(|e| e.document.title().get(lang).to_string())
-        .unwrap_or_else(|_| app.code.clone());
+    let title = crate::applications_api::service_name(state, app, lang).await;
     let mut response = form_page(
         state,
         headers,
@@ -658,12 +653,7 @@ pub(crate) async fn list(
     let lang = lang_of(&headers, &query);
     let mut rows = Vec::new();
     for app in state.applications.list_of(&me).await? {
-        let title = state
-            .catalogue
-            .version(&app.entry_id, app.version)
-            .await
-            .map(|e| e.document.title().get(lang).to_string())
-            .unwrap_or_else(|_| app.code.clone());
+        let title = crate::applications_api::service_name(&state, &app, lang).await;
         rows.push(json!({
             "id": app.id, "tracking": app.tracking, "title": title,
             "status": app.status.title().get(lang), "status_code": app.status.as_str(),
@@ -714,12 +704,7 @@ pub(crate) async fn show(
     };
     let lang = lang_of(&headers, &lang_query);
     let (app, _) = mine(&state, &me, &id).await?;
-    let title = state
-        .catalogue
-        .version(&app.entry_id, app.version)
-        .await
-        .map(|e| e.document.title().get(lang).to_string())
-        .unwrap_or_else(|_| app.code.clone());
+    let title = crate::applications_api::service_name(&state, &app, lang).await;
     let timeline: Vec<Value> = state
         .applications
         .timeline(&app.id)

@@ -211,7 +211,11 @@ pub(crate) fn with_edge_layers(routes: Router<AppState>, state: AppState) -> Rou
             middleware::timeout,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyLimitLayer::new(body_limit));
+        // Uploads (documents, form pages) raise their extractor's limit per route; the outer
+        // limit lets them through, and every other route stays at `body_limit`.
+        .layer(RequestBodyLimitLayer::new(body_limit.max(
+            saphan_procedures::MAX_UPLOAD_BYTES as usize + 256 * 1024,
+        )));
 
     routes
         .fallback(middleware::not_found)

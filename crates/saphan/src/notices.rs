@@ -89,6 +89,14 @@ pub async fn run(
             }
         };
         for mail in pending {
+            match applications.claim_mail(&mail.notice).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a notice to e-mail failed");
+                    continue;
+                }
+            }
             let outcome = mailer.send(&mail).await;
             let tries = attempts.entry(mail.notice.clone()).or_default();
             *tries += 1;
@@ -101,11 +109,11 @@ pub async fn run(
                 // The address is personal data: only the notice id is logged.
                 tracing::warn!(notice = %mail.notice, attempt = *tries, error = %e, "e-mailing a notice failed");
             }
-            if let Some(sent) = settled {
+            if settled.is_some() {
                 attempts.remove(&mail.notice);
-                if let Err(e) = applications.mail_outcome(&mail.notice, sent).await {
-                    tracing::warn!(error = %e, "recording a notice's e-mail failed");
-                }
+            }
+            if let Err(e) = applications.mail_outcome(&mail.notice, settled).await {
+                tracing::warn!(error = %e, "recording a notice's e-mail failed");
             }
         }
     }
