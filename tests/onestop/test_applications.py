@@ -141,7 +141,11 @@ def test_a_certificate_of_residence_through_the_api_alone(spec):
     decided = checked(spec, me.req("GET", f"/registration/applications/{file_id}")).json()
     assert decided["status"]["code"] == "APPROVED" and decided["ended"] is True
     kinds = [e["kind"] for e in me.req("GET", f"/registration/applications/{file_id}/timeline").json()]
-    assert kinds == ["started", "submitted", "sent-back", "submitted", "approved", "approved"]
+    # The final step's hook: the procedure's approval opens its payment and its e-licence.
+    assert kinds == ["started", "submitted", "sent-back", "submitted", "approved", "approved",
+                     "next-step", "next-step"]
+    lines = [e["text"] for e in me.req("GET", f"/registration/applications/{file_id}/timeline?lang=en").json()]
+    assert "next, paying the fees of 10 baht" in lines[-2] and "e-licence" in lines[-1]
     # Someone else's application is not theirs to see.
     other = next(l for l in logins(DATA_DIR) if l["label"] == "citizen (password + TOTP)")
     stranger = Person(BASE_URL, other)

@@ -886,6 +886,7 @@ impl Applications {
         .await?;
         let mut decisions = app.decisions.clone();
         let event: Text;
+        let mut next_steps = Vec::new();
         match &decision {
             Decision::RequestMissing { items } => {
                 sqlx::query(
@@ -966,6 +967,15 @@ impl Applications {
                         format!("{}: อนุมัติ", procedure.title.th),
                         format!("{}: approved", procedure.title.en),
                     );
+                    // The final step's hook: payment, e-licence, receipt.
+                    next_steps = crate::followups::open_in(
+                        &mut tx,
+                        &task.application_id,
+                        &app.tracking,
+                        procedure,
+                        &now,
+                    )
+                    .await?;
                 }
             }
         }
@@ -997,6 +1007,9 @@ impl Applications {
         }
         // The timeline line commits with the decision (numbered under the application's lock).
         event_in(&mut tx, &task.application_id, &actor, outcome, &event).await?;
+        for line in &next_steps {
+            event_in(&mut tx, &task.application_id, &actor, "next-step", line).await?;
+        }
         if let Some(status) = decided_as {
             let title = status.title();
             let told = Text::owned(

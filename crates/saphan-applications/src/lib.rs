@@ -15,6 +15,7 @@
 mod applications;
 pub mod documents;
 mod error;
+pub mod followups;
 pub mod model;
 pub mod notices;
 pub mod prefill;
@@ -84,7 +85,7 @@ CREATE TABLE ap_events (
 ",
     },
     Migration {
-        id: "applications-0002-business-notices-documents",
+        id: "applications-0002-business-notices-documents-followups",
         sql: "
 ALTER TABLE ap_applications ADD COLUMN on_behalf_of TEXT;
 ALTER TABLE ap_applications ADD COLUMN on_behalf_of_name TEXT;
@@ -114,6 +115,18 @@ CREATE TABLE ap_documents (
     created_at TEXT NOT NULL
 );
 CREATE INDEX ap_documents_owner ON ap_documents (owner, created_at);
+CREATE TABLE ap_followups (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    procedure_code TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    amount_satang BIGINT,
+    created_at TEXT NOT NULL,
+    done_at TEXT
+);
+CREATE INDEX ap_followups_queue ON ap_followups (kind, state, created_at);
+CREATE INDEX ap_followups_application ON ap_followups (application_id);
 ",
     },
 ];

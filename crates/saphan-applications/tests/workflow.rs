@@ -298,9 +298,24 @@ async fn a_certificate_of_residence_is_sent_back_once_then_approved() {
                 "sent-back",
                 "submitted",
                 "approved",
-                "approved"
+                "approved",
+                "next-step",
+                "next-step"
             ]
         );
+        // The final step's hook: the payment (10 baht) and the e-licence wait for their
+        // services.
+        let follow = apps.followups_of(&app.id).await.unwrap();
+        let mut kinds: Vec<(&str, &str)> = follow
+            .iter()
+            .map(|f| (f.kind.as_str(), f.state.as_str()))
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, [("licence", "pending"), ("payment", "pending")]);
+        let payment = follow.iter().find(|f| f.kind == "payment").unwrap();
+        assert_eq!(payment.amount_satang, Some(1000));
+        let queue = apps.pending_followups("payment", 10).await.unwrap();
+        assert!(queue.iter().any(|f| f.application_id == app.id));
     })
     .await;
 }

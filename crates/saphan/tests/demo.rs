@@ -24,7 +24,7 @@ fn a_second_start_reuses_the_data() {
     );
     let said = String::from_utf8_lossy(&first.stderr);
     assert!(said.contains("Created a key-store passphrase"), "{said}");
-    assert!(said.contains("5 seed steps ran"), "{said}");
+    assert!(said.contains("6 seed steps ran"), "{said}");
     assert!(data.join("exchange/dbd-registry.crt").exists());
     let keystore = std::fs::read(data.join("keys/keystore.json")).unwrap();
     let token = std::fs::read(data.join("admin-token")).unwrap();
@@ -38,7 +38,7 @@ fn a_second_start_reuses_the_data() {
     );
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(
-        said.contains("0 seed steps ran, 5 were already done"),
+        said.contains("0 seed steps ran, 6 were already done"),
         "{said}"
     );
     assert!(
