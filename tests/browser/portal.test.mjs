@@ -58,7 +58,7 @@ test('works without JavaScript: the language switch is a plain link', async () =
 for (const path of [
   '/api-docs?lang=en', '/admin?lang=th', '/no-such-page?lang=en', '/recover?lang=th', '/signin?lang=en',
   '/services?lang=th', '/services?lang=en&q=restaurant', '/services/open-a-restaurant?lang=th',
-  '/services/food-business-permit?lang=th', '/services/tm47-90-day-report?lang=en',
+  '/services/food-business-permit?lang=th', '/services/tm47-90-day-report?lang=en', '/services?audience=foreigner&lang=en',
 ]) {
   test(`page ${path} has no serious axe violations`, async () => {
     const { context, page } = await open(path);
