@@ -169,7 +169,8 @@ impl Applications {
         let mut records: BTreeMap<String, Value> = BTreeMap::new();
         let mut values = BTreeMap::new();
         let mut done = Vec::new();
-        for read in reads(&procedures) {
+        let needed = reads(&procedures);
+        for read in &needed {
             let service_id = exchange
                 .parse_service(&read.service)
                 .map_err(exchange_error)?;
@@ -183,7 +184,7 @@ impl Applications {
             };
             let Some(lookup_value) = lookup_value else {
                 return Err(read_failed(
-                    &read,
+                    read,
                     "ไม่มีข้อมูลที่ใช้ค้นหาระเบียน",
                     "there is nothing to look the record up by",
                 ));
@@ -192,14 +193,14 @@ impl Applications {
                 .service(&service_id)
                 .await
                 .map_err(exchange_error)?
-                .ok_or_else(|| read_failed(&read, "ไม่พบบริการ", "the service is not published"))?;
+                .ok_or_else(|| read_failed(read, "ไม่พบบริการ", "the service is not published"))?;
             let Some(endpoint) = service
                 .endpoints
                 .iter()
                 .find(|e| e.method == "POST" && e.path.ends_with("/read"))
             else {
                 return Err(read_failed(
-                    &read,
+                    read,
                     "บริการไม่มีการอ่านระเบียน",
                     "the service answers no read",
                 ));
@@ -256,11 +257,11 @@ impl Applications {
                     bytes::Bytes::from(body.to_string()),
                 )
                 .await
-                .map_err(|e| read_failed(&read, "การเรียกผ่านระบบแลกเปลี่ยนล้มเหลว", &e.message))?;
+                .map_err(|e| read_failed(read, "การเรียกผ่านระบบแลกเปลี่ยนล้มเหลว", &e.message))?;
             let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
             if status == http::StatusCode::NOT_FOUND && answer.get("content").is_none() {
                 return Err(read_failed(
-                    &read,
+                    read,
                     "ทะเบียนไม่มีระเบียนของท่าน",
                     "the registry holds no record for you",
                 ));
@@ -271,7 +272,7 @@ impl Applications {
                     .or(answer["detail"].as_str())
                     .unwrap_or("");
                 return Err(read_failed(
-                    &read,
+                    read,
                     &format!("ทะเบียนตอบ {status} {why}"),
                     &format!("the registry answered {status} {why}"),
                 ));
@@ -315,7 +316,7 @@ impl Applications {
         let lines: Vec<Text> = done
             .iter()
             .filter_map(|d| {
-                let read = reads(&procedures).into_iter().find(|r| r.key == d.key)?;
+                let read = needed.iter().find(|r| r.key == d.key)?;
                 Some(Text::owned(
                     format!(
                         "{} ส่ง{}ผ่านระบบแลกเปลี่ยนข้อมูลตามความยินยอมของท่าน (ข้อความ {})",

@@ -345,7 +345,7 @@ async fn render_page(
         .filter(|v| !v.is_null())
         .collect();
     let title = crate::applications_api::service_name(state, app, lang).await;
-    let mut response = form_page(
+    let response = form_page(
         state,
         headers,
         lang_query,
@@ -364,10 +364,6 @@ async fn render_page(
             "read": read,
             "missing": app.missing.iter().map(|m| m.get(lang).to_string()).collect::<Vec<_>>(),
         })),
-    );
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
 }
@@ -544,7 +540,7 @@ async fn render_check(
             })
         })
         .collect();
-    let mut response = form_page(
+    let response = form_page(
         state,
         headers,
         query,
@@ -561,10 +557,6 @@ async fn render_check(
             "resubmission": app.status == Status::SentBack,
             "company": app.on_behalf_of_name,
         })),
-    );
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
 }

@@ -131,7 +131,7 @@ async fn render_task(
         .iter()
         .map(|e| json!({"at": e.at.get(..16).unwrap_or(&e.at), "text": e.text.get(lang)}))
         .collect();
-    let mut response = form_page(
+    let response = form_page(
         state,
         headers,
         lang_query,
@@ -156,10 +156,6 @@ async fn render_task(
             "timeline": timeline,
             "error": error,
         })),
-    );
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
 }
