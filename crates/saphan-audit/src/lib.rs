@@ -116,6 +116,12 @@ impl From<saphan_store::sqlx::Error> for AuditError {
     }
 }
 
+impl From<saphan_store::rusqlite::Error> for AuditError {
+    fn from(e: saphan_store::rusqlite::Error) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+
 impl AuditError {
     pub fn problem(&self) -> Problem {
         match self {

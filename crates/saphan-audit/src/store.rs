@@ -296,6 +296,53 @@ pub(crate) async fn append_batch(
     Ok(records)
 }
 
+/// [`append_batch`] on a blocking SQLite connection of the writer's own: the same records, in
+/// one `BEGIN IMMEDIATE` transaction (the write lock first, so the head cannot move under it)
+/// with cached statements, and no thread hop per statement.
+pub(crate) fn append_batch_sqlite(
+    conn: &mut saphan_store::rusqlite::Connection,
+    time: &str,
+    entries: &[&AuditEntry],
+) -> Result<Vec<AuditRecord>, AuditError> {
+    use saphan_store::rusqlite::{params, TransactionBehavior};
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (head_seq, head_hash): (i64, String) =
+        tx.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let records = chain(head_seq as u64, &head_hash, time, entries);
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO audit_records \
+             (seq, recorded_at, actor, action, subject, payload_hash, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut detail =
+            tx.prepare_cached("INSERT INTO audit_details (seq, body) VALUES (?1, ?2)")?;
+        for (r, entry) in records.iter().zip(entries) {
+            insert.execute(params![
+                to_i64(r.seq),
+                r.time,
+                r.actor,
+                r.action,
+                r.subject,
+                r.payload_hash,
+                r.prev_hash,
+                r.hash
+            ])?;
+            if let Some(body) = &entry.detail {
+                detail.execute(params![to_i64(r.seq), body])?;
+            }
+        }
+        if let Some(last) = records.last() {
+            tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
+                .execute(params![to_i64(last.seq), last.hash])?;
+        }
+    }
+    tx.commit()?;
+    Ok(records)
+}
+
 /// What [`find_records`] looks for; every given field must match.
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {

@@ -1,6 +1,7 @@
 //! Group commit: callers hand entries to one writer task per node; it takes everything waiting
 //! (up to `max_batch`), writes it in one transaction and only then acknowledges each caller.
-//! A checkpointer task signs what has accumulated every N records or T seconds.
+//! A checkpointer task signs what has accumulated every N records or T seconds. On a SQLite
+//! file the group is written by a thread with a connection of its own (see [`Committer`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,7 +71,7 @@ impl AuditLog {
         ));
         let stats = Arc::new(Stats::default());
         tokio::spawn(run_writer(
-            db.clone(),
+            Committer::for_db(&db),
             signer,
             stats.clone(),
             receiver,
@@ -127,8 +128,71 @@ impl AuditLog {
     }
 }
 
+/// Where a group is written: through the pool, or (SQLite files) on a thread with a
+/// connection of its own, where a commit costs one thread hop instead of one per statement.
+enum Committer {
+    Pool(Db),
+    OwnSqlite(std::sync::mpsc::Sender<SqliteJob>),
+}
+
+type SqliteJob = (
+    String,
+    Vec<AuditEntry>,
+    oneshot::Sender<Result<Vec<crate::AuditRecord>, AuditError>>,
+);
+
+impl Committer {
+    fn for_db(db: &Db) -> Committer {
+        let conn = match db.own_sqlite_connection() {
+            None => return Committer::Pool(db.clone()),
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the audit log writes through the pool: no connection of its own");
+                return Committer::Pool(db.clone());
+            }
+        };
+        let (jobs, received) = std::sync::mpsc::channel::<SqliteJob>();
+        let started = std::thread::Builder::new()
+            .name("saphan-audit-sqlite".into())
+            .spawn(move || {
+                let mut conn = conn;
+                // Ends when the writer task drops its sender.
+                for (time, entries, answer) in received {
+                    let refs: Vec<&AuditEntry> = entries.iter().collect();
+                    let _ = answer.send(store::append_batch_sqlite(&mut conn, &time, &refs));
+                }
+            });
+        match started {
+            Ok(_) => Committer::OwnSqlite(jobs),
+            Err(e) => {
+                tracing::warn!(error = %e, "the audit log writes through the pool: no thread of its own");
+                Committer::Pool(db.clone())
+            }
+        }
+    }
+
+    async fn append(
+        &self,
+        time: String,
+        entries: Vec<AuditEntry>,
+    ) -> Result<Vec<crate::AuditRecord>, AuditError> {
+        match self {
+            Committer::Pool(db) => {
+                let refs: Vec<&AuditEntry> = entries.iter().collect();
+                store::append_batch(db, &time, &refs).await
+            }
+            Committer::OwnSqlite(jobs) => {
+                let (answer, answered) = oneshot::channel();
+                jobs.send((time, entries, answer))
+                    .map_err(|_| AuditError::Closed)?;
+                answered.await.map_err(|_| AuditError::Closed)?
+            }
+        }
+    }
+}
+
 async fn run_writer(
-    db: Db,
+    committer: Committer,
     signer: Signer,
     stats: Arc<Stats>,
     mut receiver: mpsc::Receiver<Command>,
@@ -185,7 +249,7 @@ async fn run_writer(
             stats
                 .records
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            write_group(&db, std::mem::take(&mut batch), &written).await;
+            write_group(&committer, std::mem::take(&mut batch), &written).await;
         }
         if shutdown.is_some() {
             break;
@@ -200,11 +264,15 @@ async fn run_writer(
     }
 }
 
-async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Sender<u64>) {
+async fn write_group(
+    committer: &Committer,
+    batch: Vec<(AuditEntry, Ack)>,
+    written: &watch::Sender<u64>,
+) {
     let time = saphan_core::clock::now_text();
-    let entries: Vec<&AuditEntry> = batch.iter().map(|(e, _)| e).collect();
+    let (entries, acks): (Vec<AuditEntry>, Vec<Ack>) = batch.into_iter().unzip();
     let started = std::time::Instant::now();
-    let written_batch = store::append_batch(db, &time, &entries).await;
+    let written_batch = committer.append(time, entries).await;
     metrics::histogram!("saphan_audit_commit_seconds").record(started.elapsed().as_secs_f64());
     match written_batch {
         Ok(records) => {
@@ -213,7 +281,7 @@ async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Se
             if let Some(last) = records.last() {
                 written.send_replace(last.seq);
             }
-            for ((_, ack), record) in batch.into_iter().zip(records) {
+            for (ack, record) in acks.into_iter().zip(records) {
                 let _ = ack.send(Ok(Receipt {
                     seq: record.seq,
                     hash: record.hash,
@@ -221,10 +289,10 @@ async fn write_group(db: &Db, batch: Vec<(AuditEntry, Ack)>, written: &watch::Se
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, records = batch.len(), "audit group commit failed");
+            tracing::error!(error = %e, records = acks.len(), "audit group commit failed");
             metrics::counter!("saphan_audit_failures_total").increment(1);
             let message = e.to_string();
-            for (_, ack) in batch {
+            for ack in acks {
                 let _ = ack.send(Err(AuditError::Store(saphan_store::StoreError::Sql(
                     saphan_store::sqlx::Error::Protocol(message.clone()),
                 ))));

@@ -1,4 +1,5 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use saphan_core::{Problem, ProblemKind, Text};
@@ -17,6 +18,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file, when the database is one (not in memory).
+    sqlite_file: Option<Arc<PathBuf>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum StoreError {
     SchemaBehind(usize),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {
@@ -100,9 +105,9 @@ impl Db {
         } else {
             return Err(StoreError::BadUrl(redact_url(url)));
         };
-        let url = match backend {
+        let (url, sqlite_file) = match backend {
             Backend::Sqlite => sqlite_url_creating_dir(url)?,
-            Backend::Postgres => url.to_string(),
+            Backend::Postgres => (url.to_string(), None),
         };
         let options: AnyConnectOptions = url
             .parse()
@@ -113,13 +118,7 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL + FULL sync: a commit is durable when it returns, and readers
-                        // never block the writer. busy_timeout lets writers queue, not fail.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        conn.execute(SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
                 })
@@ -130,7 +129,24 @@ impl Db {
                 url: redact_url(&url),
                 source,
             })?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_file: sqlite_file.map(Arc::new),
+        })
+    }
+
+    /// A blocking connection of its own to the SQLite file behind this pool, set up as the
+    /// pool's are: for a component that writes from a thread of its own, off the pool's
+    /// per-statement thread hops (the audit log's group commit, which every exchange call
+    /// waits for). `None` for PostgreSQL and in-memory SQLite.
+    pub fn own_sqlite_connection(&self) -> Option<Result<rusqlite::Connection, StoreError>> {
+        let path = self.sqlite_file.as_ref()?;
+        Some((|| {
+            let conn = rusqlite::Connection::open(path.as_path())?;
+            conn.execute_batch(SQLITE_PRAGMAS)?;
+            Ok(conn)
+        })())
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -152,8 +168,14 @@ impl Db {
     }
 }
 
+/// WAL + FULL sync: a commit is durable when it returns, and readers never block the writer.
+/// busy_timeout lets writers queue, not fail.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
 /// `sqlite://./dir/file.db` → ensures `./dir` exists and asks SQLite to create the file.
-fn sqlite_url_creating_dir(url: &str) -> Result<String, StoreError> {
+/// Returns the URL for sqlx and the file (none in memory).
+fn sqlite_url_creating_dir(url: &str) -> Result<(String, Option<PathBuf>), StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -180,7 +202,8 @@ fn sqlite_url_creating_dir(url: &str) -> Result<String, StoreError> {
         }
         query.push_str("mode=rwc");
     }
-    Ok(format!("sqlite://{path}?{query}"))
+    let file = (path != ":memory:" && !query.contains("mode=memory")).then(|| PathBuf::from(path));
+    Ok((format!("sqlite://{path}?{query}"), file))
 }
 
 #[cfg(test)]
@@ -207,8 +230,11 @@ mod tests {
     fn sqlite_urls_get_create_mode() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/sub/x.db", dir.path().display());
-        let fixed = sqlite_url_creating_dir(&url).unwrap();
+        let (fixed, file) = sqlite_url_creating_dir(&url).unwrap();
         assert!(fixed.ends_with("/sub/x.db?mode=rwc"));
         assert!(dir.path().join("sub").is_dir());
+        assert_eq!(file, Some(dir.path().join("sub/x.db")));
+        let (_, file) = sqlite_url_creating_dir("sqlite::memory:").unwrap();
+        assert_eq!(file, None);
     }
 }

@@ -13,6 +13,7 @@ pub mod testing;
 
 pub use db::{Backend, Db, StoreError};
 pub use migrate::{Migration, SchemaStatus};
+pub use rusqlite;
 pub use sqlx;
 
 /// `($1,$2,…,$c),($c+1,…),…` for a multi-row `INSERT … VALUES` of `rows` rows of `columns`
