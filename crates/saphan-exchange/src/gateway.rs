@@ -31,6 +31,7 @@ use crate::credentials::{AuthMethod, Caller, Credentials};
 use crate::limits::{BreakerState, Breakers, RateLimiter};
 use crate::protocol::{self as p, GatewayError};
 use crate::registry::Service;
+use crate::upstream::{Upstream, UpstreamError};
 use crate::{now_rfc3339, now_unix, ClientId, Registry, ServiceId};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -307,7 +308,7 @@ struct Inner {
     keys: Arc<KeyStore>,
     config: ExchangeConfig,
     issuer: String,
-    http: reqwest::Client,
+    upstream: Upstream,
     limiter: RateLimiter,
     breakers: Breakers,
     usage: Usage,
@@ -343,14 +344,8 @@ impl Gateway {
         keys: Arc<KeyStore>,
         issuer: &str,
         config: &ExchangeConfig,
-    ) -> Result<Gateway, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+    ) -> Result<Gateway, String> {
+        let upstream = Upstream::new(Duration::from_millis(config.connect_timeout_ms))?;
         Ok(Gateway {
             inner: Arc::new(Inner {
                 registry,
@@ -359,7 +354,7 @@ impl Gateway {
                 keys,
                 config: config.clone(),
                 issuer: issuer.trim_end_matches('/').to_string(),
-                http,
+                upstream,
                 limiter: RateLimiter::default(),
                 breakers: Breakers::new(
                     config.breaker_failures,
@@ -1022,11 +1017,11 @@ impl Gateway {
                             Err(e) => return self.refuse(record, e, started).await,
                         }
                     }
-                    (reqwest::Body::from(bytes), None)
+                    (Upstream::whole(bytes), None)
                 }
                 Ok(Prefetched::Stream(stream)) => {
                     let (meter, rx) = Metered::new(stream, max);
-                    (reqwest::Body::wrap_stream(meter), Some(rx))
+                    (Upstream::streamed(meter), Some(rx))
                 }
                 Err(e) => return self.refuse(record, e, started).await,
             };
@@ -1075,12 +1070,7 @@ impl Gateway {
         let provider_started = Instant::now();
         let sent = tokio::time::timeout(
             timeout,
-            inner
-                .http
-                .request(method.clone(), &url)
-                .headers(out)
-                .body(request_body)
-                .send(),
+            inner.upstream.send(method.clone(), &url, out, request_body),
         )
         .await;
         // The request digest, when it streamed: the body ended (or broke) before the answer.
@@ -1132,22 +1122,27 @@ impl Gateway {
             }
             Ok(Err(e)) => {
                 count_provider_failure();
-                let message = if e.is_connect() {
-                    format!("cannot connect to the backend of {}", service.id)
-                } else {
-                    format!("the backend of {} failed: {}", service.id, without_url(&e))
+                let message = match e {
+                    UpstreamError::BadUrl => {
+                        format!("the backend address of {} is not a valid URL", service.id)
+                    }
+                    UpstreamError::Connect(_) => {
+                        format!("cannot connect to the backend of {}", service.id)
+                    }
+                    UpstreamError::Failed(why) => {
+                        format!("the backend of {} failed: {why}", service.id)
+                    }
                 };
                 return self
                     .refuse(record, GatewayError::provider_failed(message), started)
                     .await;
             }
-            Ok(Ok(r)) => r,
+            Ok(Ok(answer)) => answer,
         };
+        let (status, provider_headers, provider_body) = response;
         inner.breakers.success(&service_key);
         record.provider_ms = Some(provider_started.elapsed().as_millis() as u64);
-        record.status = response.status().as_u16();
-        let status = response.status();
-        let provider_headers = response.headers().clone();
+        record.status = status.as_u16();
         let mut answer_headers = HeaderMap::new();
         let listed = p::connection_listed(&provider_headers);
         for (name, value) in &provider_headers {
@@ -1156,12 +1151,7 @@ impl Gateway {
             }
         }
         set_exchange_headers(&mut answer_headers, &record);
-        let body: BodyStream = Box::pin(
-            response
-                .bytes_stream()
-                .map(|r| r.map_err(|e| Box::new(e) as BoxError)),
-        );
-        let body = with_idle_timeout(body, timeout);
+        let body = with_idle_timeout(provider_body, timeout);
         match prefetch(body, inner.config.buffer_body_bytes, max).await {
             Ok(Prefetched::Whole(bytes)) => {
                 let digest: [u8; 64] = Sha512::digest(&bytes).into();
@@ -1239,15 +1229,6 @@ fn holds_national_id(text: &str) -> bool {
 fn hash_b64(digest: &[u8; 64]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(digest)
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    // reqwest's messages carry the backend URL, which is internal to the provider.
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "(backend)");
-    }
-    text.chars().take(200).collect()
 }
 
 fn header_value(text: &str) -> HeaderValue {

@@ -22,6 +22,7 @@ pub mod log;
 pub mod openapi;
 pub mod protocol;
 pub mod registry;
+pub mod upstream;
 
 pub use error::ExchangeError;
 pub use id::{ClientId, IdError, MemberId, ServiceId};

@@ -1,5 +1,5 @@
-//! A bare reverse proxy on the gateway's own stack (axum and hyper serving, reqwest forwarding
-//! with the gateway's client settings, mimalloc) and nothing else: no authentication, checks,
+//! A bare reverse proxy on the gateway's own stack (axum and hyper serving, the gateway's
+//! [`Upstream`] client forwarding, mimalloc) and nothing else: no authentication, checks,
 //! signed assertion or message log. `bench/exchange.py` measures it beside nginx and the
 //! gateway, which splits the gateway's cost into what the HTTP stack costs and what the
 //! exchange's own work costs. Not part of the platform.
@@ -13,13 +13,15 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Router;
+use futures::TryStreamExt;
+use saphan_exchange::upstream::Upstream;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Clone)]
-struct Upstream {
-    client: reqwest::Client,
+struct Proxy {
+    upstream: Upstream,
     base: Arc<str>,
 }
 
@@ -30,56 +32,47 @@ async fn main() {
         eprintln!("usage: bare_proxy LISTEN_ADDR BACKEND_URL");
         std::process::exit(2);
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
-        .expect("an HTTP client");
-    let upstream = Upstream {
-        client,
+    let proxy = Proxy {
+        upstream: Upstream::new(Duration::from_secs(5)).expect("an HTTP client"),
         base: Arc::from(backend.trim_end_matches('/')),
     };
-    let app = Router::new().fallback(forward).with_state(upstream);
+    let app = Router::new().fallback(forward).with_state(proxy);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .unwrap_or_else(|e| panic!("cannot listen on {listen}: {e}"));
     axum::serve(listener, app).await.expect("serving");
 }
 
-async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let url = format!(
         "{}{}",
-        upstream.base,
+        proxy.base,
         parts
             .uri
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/")
     );
-    let sent = upstream
-        .client
-        .request(parts.method, url)
-        .headers(parts.headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-        .send()
-        .await;
+    let mut headers = parts.headers;
+    headers.remove(axum::http::header::HOST);
+    let body = Upstream::streamed(body.into_data_stream().map_err(Into::into));
     let failed = || {
         Response::builder()
             .status(502)
             .body(Body::empty())
             .expect("a static response")
     };
-    let Ok(answer) = sent else {
+    let Ok((status, answer_headers, answer)) =
+        proxy.upstream.send(parts.method, &url, headers, body).await
+    else {
         return failed();
     };
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
+    let mut response = Response::builder().status(status);
+    for (name, value) in &answer_headers {
         response = response.header(name, value);
     }
     response
-        .body(Body::from_stream(answer.bytes_stream()))
+        .body(Body::from_stream(answer))
         .unwrap_or_else(|_| failed())
 }
