@@ -10,8 +10,10 @@ In one run on this machine, a backend answering 1 KiB JSON (nginx `return 200`) 
       the provider and the durable message log (group-committed audit record) on every call;
   (d) with --bare, through a bare proxy on the gateway's own HTTP stack and nothing else
       (crates/saphan-web/examples/bare_proxy.rs): what the stack alone costs, for reading (c).
-Peak throughput: wrk, 2 threads, 64 connections. Latency: hey at a fixed rate of half of (c)'s
-peak, median of (a) and of (c). Targets: (c) >= 0.8 x (b) throughput; (c)'s median at most
+Peak throughput: wrk, 2 threads, 64 connections. Latency: oha (the Rust load generator the issue
+names; `cargo install`ed into ~/.cache/saphan-bench if missing) at a fixed, evenly paced rate of
+half of (c)'s peak over 16 connections, with latency correction (a late request counts from when
+it should have started), median of (a) and of (c). Targets: (c) >= 0.8 x (b) throughput; (c)'s median at most
 1 ms above (a)'s. Numbers are ratios against baselines measured in the same run.
 """
 import argparse
@@ -40,7 +42,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+OHA_VERSION = "1.16.0"
+
+
+def oha_binary():
+    """oha from PATH, or installed with cargo into a cache outside the clone."""
+    found = shutil.which("oha")
+    if found:
+        return found
+    root = os.path.expanduser("~/.cache/saphan-bench")
+    binary = os.path.join(root, "bin", "oha")
+    if not os.path.exists(binary):
+        print(f"bench: installing oha {OHA_VERSION} with cargo (once, a few minutes)", flush=True)
+        subprocess.run(["cargo", "install", "oha", "--version", OHA_VERSION, "--locked", "--root", root],
+                       check=True)
+    return binary
+
+
 def ensure_tools():
+    oha_binary()
     missing = [t for t, pkg in (("wrk", "wrk"), ("hey", "hey"), ("nginx", "nginx")) if not shutil.which(t)]
     if missing:
         if os.geteuid() != 0:
@@ -221,20 +241,19 @@ def wrk(url, headers):
     return rps
 
 
-def hey(url, headers, rate):
-    workers = 16
-    per_worker = max(1.0, rate / workers)
-    args = ["hey", "-z", f"{DURATION}s", "-c", str(workers), "-q", f"{per_worker:.2f}"]
+def paced(url, headers, rate):
+    """oha at `rate` requests a second, evenly paced over 16 connections: median and p99 in ms,
+    and the rate achieved."""
+    args = [oha_binary(), "-z", f"{DURATION}s", "-c", "16", "-q", f"{max(1.0, rate):.0f}",
+            "--latency-correction", "--no-tui", "--output-format", "json"]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
-    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
-    p50 = float(re.search(r"50% in ([\d.]+) secs", out).group(1)) * 1000
-    p99 = float(re.search(r"99% in ([\d.]+) secs", out).group(1)) * 1000
-    done = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
-    if any(c != "200" for c, _ in codes):
-        sys.exit(f"bench: non-200 answers at fixed rate:\n{out}")
-    return p50, p99, float(done.group(1)) if done else 0.0
+    out = json.loads(subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout)
+    codes = out.get("statusCodeDistribution", {})
+    if any(c != "200" for c in codes):
+        sys.exit(f"bench: non-200 answers at fixed rate: {codes}")
+    latency = out["latencyPercentiles"]
+    return latency["p50"] * 1000, latency["p99"] * 1000, out["summary"]["requestsPerSec"]
 
 
 def fresh_postgres(server):
@@ -298,8 +317,8 @@ def run(binary, database_url, label, bare_binary=None):
                 best[name] = max(best[name], rps)
                 print(f"   round {round_} ({name}) {rps:10.0f} req/s", flush=True)
         rate = best["c"] / 2
-        p50_a, p99_a, _ = hey(url_a, {}, rate)
-        p50_c, p99_c, achieved = hey(url_c, headers_c, rate)
+        p50_a, p99_a, _ = paced(url_a, {}, rate)
+        p50_c, p99_c, achieved = paced(url_c, headers_c, rate)
         usage = admin.get(base + "/api/v1/exchange/usage", timeout=30).json()["rows"]
         logged = sum(r["calls"] for r in usage if r["service"].endswith("/API/data"))
         ratio = best["c"] / best["b"]

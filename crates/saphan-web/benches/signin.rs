@@ -60,7 +60,16 @@ async fn fixture(db: Db, keys: Arc<KeyStore>, config: Config, people: usize) -> 
     .concat();
     db.migrate(&migrations).await.unwrap();
     let audit = AuditLog::start(db.clone(), keys.clone(), &config.audit);
-    let state = AppState::new(config, db, keys, audit, None, Vec::new(), migrations.len());
+    let state = AppState::new(
+        config,
+        db,
+        keys,
+        audit,
+        None,
+        Vec::new(),
+        migrations.len(),
+        false,
+    );
     let directory = state.directory.clone();
     directory
         .upsert_agency(

@@ -37,9 +37,22 @@ impl AdminToken {
     }
 }
 
-/// Everything a request handler may reach. Cheap to clone.
+/// Everything a request handler may reach, shared: axum clones the state for every request, so
+/// a clone is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Clone)]
+pub struct Parts {
     pub config: Arc<Config>,
     pub db: Db,
     pub keys: Arc<KeyStore>,
@@ -71,6 +84,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A separate state with some parts changed (tests, and a platform that varies one part).
+    pub fn altered(&self, change: impl FnOnce(&mut Parts)) -> AppState {
+        let mut parts = (*self.0).clone();
+        change(&mut parts);
+        AppState(Arc::new(parts))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         db: Db,
@@ -79,6 +100,7 @@ impl AppState {
         admin_token: Option<AdminToken>,
         services: Vec<PortalService>,
         known_migrations: usize,
+        demo: bool,
     ) -> AppState {
         let directory = Directory::new(db.clone(), audit.clone(), &config.identity)
             .expect("identity configuration was validated with the rest");
@@ -124,7 +146,7 @@ impl AppState {
             catalogue.clone(),
             directory.clone(),
         );
-        AppState {
+        AppState(Arc::new(Parts {
             agency_names: Arc::new(std::sync::RwLock::new(None)),
             applications,
             catalogue,
@@ -141,8 +163,8 @@ impl AppState {
             services: Arc::new(services),
             templates: Arc::new(Templates::new()),
             known_migrations,
-            demo: false,
+            demo,
             admin_failures: Arc::new(crate::admin::FailureBudget::default()),
-        }
+        }))
     }
 }

@@ -49,6 +49,7 @@ async fn state_on(db: Db, config: Config) -> AppState {
         Some(AdminToken::new(TOKEN)),
         Vec::new(),
         1,
+        false,
     )
 }
 
@@ -324,8 +325,7 @@ async fn admin_console_on(db: Db) {
     assert!(actions.contains(&"admin.sign-in-failed") && actions.contains(&"admin.sign-in"));
 
     // No token configured: closed for everyone.
-    let mut closed = f.state.clone();
-    closed.admin_token = None;
+    let closed = f.state.altered(|parts| parts.admin_token = None);
     let (s, _, _) = send(&crate::router(closed), get_req("/admin")).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
@@ -387,8 +387,7 @@ async fn only_the_demo_says_it_is_a_demo() {
         .await
         .2
         .contains("synthetic demonstration data"));
-    let mut demo = f.state.clone();
-    demo.demo = true;
+    let demo = f.state.altered(|parts| parts.demo = true);
     assert!(send(&crate::router(demo), get_req("/?lang=en"))
         .await
         .2

@@ -48,6 +48,7 @@ pub(crate) async fn world(db: Db) -> World {
         Some(AdminToken::new(TOKEN)),
         Vec::new(),
         migrations.len(),
+        false,
     );
     let dir = &state.directory;
     dir.upsert_agency(

@@ -109,7 +109,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         platform.audit.clone(),
         &platform.config.identity,
     )?;
-    let exchange = platform.app_state(None).exchange;
+    let exchange = platform.app_state(None).exchange.clone();
     let outcomes = Seeder::new(platform.db.clone(), options.seed)
         .show_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .provide(Arc::new(platform.audit.clone()))

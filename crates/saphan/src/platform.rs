@@ -194,7 +194,7 @@ impl Platform {
     }
 
     pub fn app_state(&self, admin_token: Option<AdminToken>) -> AppState {
-        let mut state = AppState::new(
+        AppState::new(
             self.config.clone(),
             self.db.clone(),
             self.keys.clone(),
@@ -202,9 +202,8 @@ impl Platform {
             admin_token,
             portal_services(),
             migrations().len(),
-        );
-        state.demo = self.demo;
-        state
+            self.demo,
+        )
     }
 
     /// Serves HTTP until SIGINT/SIGTERM, then drains requests and the audit log.
