@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::gateway::{BodyStream, BoxError};
 
@@ -46,7 +46,9 @@ impl Upstream {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
+        // Covers the TCP connect; a TLS handshake that stalls runs into the call's timeout.
         tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_keepalive(Some(Duration::from_secs(15)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| format!("TLS toward backends: {e}"))?
@@ -54,6 +56,8 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(tcp);
         let client = Client::builder(TokioExecutor::new())
+            // Without a timer the pool never closes idle connections on its own.
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build(connector);
@@ -82,9 +86,12 @@ impl Upstream {
         headers: HeaderMap,
         body: UpstreamBody,
     ) -> Result<(StatusCode, HeaderMap, BodyStream), UpstreamError> {
-        let uri: Uri = url.parse().map_err(|_| UpstreamError::BadUrl)?;
-        if uri.host().is_none() {
-            return Err(UpstreamError::BadUrl);
+        let (uri, basic) = split_credentials(url).ok_or(UpstreamError::BadUrl)?;
+        let mut headers = headers;
+        if let Some(basic) = basic {
+            // A backend address with `user:password@` (allowed when the service is registered)
+            // logs in with HTTP Basic, as it did through reqwest.
+            headers.insert(http::header::AUTHORIZATION, basic);
         }
         let mut request = http::Request::new(body);
         *request.method_mut() = method;
@@ -107,6 +114,37 @@ impl Upstream {
     }
 }
 
+/// The URI without its `user:password@`, and those as a Basic `Authorization` value. `None` when
+/// the address is not an absolute URI with a host.
+fn split_credentials(url: &str) -> Option<(Uri, Option<http::HeaderValue>)> {
+    let uri: Uri = url.parse().ok()?;
+    let authority = uri.authority()?.as_str().to_string();
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        uri.host()?;
+        return Some((uri, None));
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let decode = |text: &str| {
+        url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let pair = format!("{}:{}", decode(user), decode(password));
+    let basic = {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        let mut value = http::HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+        value.set_sensitive(true);
+        value
+    };
+    let mut parts = uri.into_parts();
+    parts.authority = Some(host.parse().ok()?);
+    let uri = Uri::from_parts(parts).ok()?;
+    uri.host()?;
+    Some((uri, Some(basic)))
+}
+
 /// The error and its causes in one line (none of them carries the backend's URL).
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -117,4 +155,23 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_in_a_backend_address_become_basic_auth() {
+        let (uri, basic) =
+            split_credentials("https://api:s%40cret@backend.example:8443/p?q=1").unwrap();
+        assert_eq!(uri.to_string(), "https://backend.example:8443/p?q=1");
+        // base64("api:s@cret")
+        assert_eq!(basic.unwrap(), "Basic YXBpOnNAY3JldA==");
+        let (uri, basic) = split_credentials("http://127.0.0.1:9000/persons/1").unwrap();
+        assert_eq!(uri.to_string(), "http://127.0.0.1:9000/persons/1");
+        assert!(basic.is_none());
+        assert!(split_credentials("/persons/1").is_none());
+        assert!(split_credentials("not a url").is_none());
+    }
 }

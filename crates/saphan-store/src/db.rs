@@ -202,7 +202,10 @@ fn sqlite_url_creating_dir(url: &str) -> Result<(String, Option<PathBuf>), Store
         }
         query.push_str("mode=rwc");
     }
-    let file = (path != ":memory:" && !query.contains("mode=memory")).then(|| PathBuf::from(path));
+    // Only a plain file path: sqlx decodes `%XX` and honours options (vfs, immutable, a
+    // read-only mode) that a second connection opened on the raw path would not.
+    let plain = path != ":memory:" && !path.contains('%') && query == "mode=rwc";
+    let file = plain.then(|| PathBuf::from(path));
     Ok((format!("sqlite://{path}?{query}"), file))
 }
 
@@ -236,5 +239,9 @@ mod tests {
         assert_eq!(file, Some(dir.path().join("sub/x.db")));
         let (_, file) = sqlite_url_creating_dir("sqlite::memory:").unwrap();
         assert_eq!(file, None);
+        let url = format!("sqlite://{}/x.db?mode=ro", dir.path().display());
+        assert_eq!(sqlite_url_creating_dir(&url).unwrap().1, None);
+        let url = format!("sqlite://{}/a%20b.db", dir.path().display());
+        assert_eq!(sqlite_url_creating_dir(&url).unwrap().1, None);
     }
 }
